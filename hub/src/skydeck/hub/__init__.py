@@ -1,0 +1,1 @@
+"""Skydeck's hub: JupyterHub configuration and plugins, and the ``skydeck`` command."""

@@ -1,0 +1,158 @@
+"""Skydeck's JupyterHub configuration.
+
+``jupyterhub_config.py`` (next to this module) is what JupyterHub loads; it
+reads `HubSettings` from the environment that ``skydeck up`` sets and calls
+`configure_hub`.  Operators layer their own configuration on top with
+``skydeck up --config extra.py`` (or ``SKYDECK_EXTRA_CONFIG``), which is loaded
+after ours and may override any trait: for example the GitHub authenticator or
+KubeSpawner in production.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from skydeck.hub.datadir import DataDir
+from skydeck.hub.preflight import free_port
+from skydeck.hub.services import ServiceContext, discover_service_factories
+
+ENV_PREFIX = "SKYDECK_"
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    """What ``skydeck up`` tells the hub process, through ``SKYDECK_*`` variables."""
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    hub_port: int = 0
+    proxy_api_port: int = 0
+    extra_config: list[Path] = field(default_factory=list)
+
+    @property
+    def public_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> HubSettings:
+        env = dict(os.environ if environ is None else environ)
+        extra = [Path(p) for p in env.get(f"{ENV_PREFIX}EXTRA_CONFIG", "").split(os.pathsep) if p]
+        return cls(
+            data_dir=Path(env.get(f"{ENV_PREFIX}DATA_DIR", "skydeck-data")).resolve(),
+            host=env.get(f"{ENV_PREFIX}HOST", "127.0.0.1"),
+            port=int(env.get(f"{ENV_PREFIX}PORT", "8000")),
+            hub_port=int(env.get(f"{ENV_PREFIX}HUB_PORT", "0")),
+            proxy_api_port=int(env.get(f"{ENV_PREFIX}PROXY_API_PORT", "0")),
+            extra_config=extra,
+        )
+
+    def to_env(self) -> dict[str, str]:
+        return {
+            f"{ENV_PREFIX}DATA_DIR": str(self.data_dir),
+            f"{ENV_PREFIX}HOST": self.host,
+            f"{ENV_PREFIX}PORT": str(self.port),
+            f"{ENV_PREFIX}HUB_PORT": str(self.hub_port),
+            f"{ENV_PREFIX}PROXY_API_PORT": str(self.proxy_api_port),
+            f"{ENV_PREFIX}EXTRA_CONFIG": os.pathsep.join(map(str, self.extra_config)),
+        }
+
+
+def _bin(name: str) -> str:
+    """A console script installed beside this Python."""
+    return str(Path(sys.executable).with_name(name))
+
+
+def discovery_environment(settings: HubSettings, service_names: list[str]) -> dict[str, str]:
+    """The discovery contract (kernels/README.md): how a lab finds the platform."""
+    base = settings.public_url
+    env = {
+        "SKYDECK_RELEASE": str(DataDir(settings.data_dir).release_dir),
+        "SKYDECK_HUB_URL": base + "/hub/",
+    }
+    urls = {
+        "tap": "SKYDECK_TAP_URL",
+        "cutouts": "SKYDECK_CUTOUT_URL",
+        "dask-gateway": "SKYDECK_GATEWAY_URL",
+        "quota": "SKYDECK_QUOTA_URL",
+    }
+    for name in service_names:
+        if name in urls:
+            env[urls[name]] = f"{base}/services/{name}/"
+    return env
+
+
+def configure_hub(c: Any, settings: HubSettings) -> None:
+    """Fill the JupyterHub config object ``c`` for the embedded default."""
+    data = DataDir(settings.data_dir)
+    data.prepare()
+    creds, _ = data.load_or_create_credentials()
+
+    hub = c.JupyterHub
+    hub.bind_url = settings.public_url + "/"
+    hub.hub_ip = "127.0.0.1"
+    hub.hub_port = settings.hub_port or free_port()
+    hub.db_url = f"sqlite:///{data.hub_dir / 'jupyterhub.sqlite'}"
+    hub.cookie_secret_file = str(data.hub_dir / "jupyterhub_cookie_secret")
+    hub.pid_file = str(data.hub_dir / "jupyterhub.pid")
+    hub.cleanup_servers = True
+    hub.cleanup_proxy = True
+
+    # The proxy: the Python port of configurable-http-proxy, so no Node.js is needed.
+    c.ConfigurableHTTPProxy.command = [_bin("configurable-http-proxy")]
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.proxy_api_port or free_port()}"
+    c.ConfigurableHTTPProxy.should_start = True
+
+    # Login: JupyterHub's shared-password authenticator with generated passwords.
+    hub.authenticator_class = "shared-password"
+    c.SharedPasswordAuthenticator.admin_users = {creds.admin_user}
+    c.SharedPasswordAuthenticator.admin_password = creds.admin_password
+    c.SharedPasswordAuthenticator.user_password = creds.user_password
+    c.Authenticator.allow_all = True
+
+    # Labs: local processes, one home per user under the data directory.
+    hub.spawner_class = "skydeck.hub.spawner.SkydeckLocalSpawner"
+    c.SkydeckLocalSpawner.home_dir_template = str(data.home_root / "{username}")
+    c.Spawner.start_timeout = 120
+    c.Spawner.http_timeout = 120
+
+    # Managed services contributed by the other components (entry points).
+    services: list[dict[str, Any]] = []
+    roles: list[dict[str, Any]] = []
+    for name, factory in sorted(discover_service_factories().items()):
+        port = free_port()
+        context = ServiceContext(
+            name=name,
+            port=port,
+            data_dir=data.root,
+            state_dir=data.service_dir(name),
+            release_dir=data.release_dir,
+            public_url=settings.public_url,
+            hub_api_url=f"http://127.0.0.1:{hub.hub_port}/hub/api",
+        )
+        context.state_dir.mkdir(parents=True, exist_ok=True)
+        spec = factory(context)
+        spec.setdefault("name", name)
+        spec.setdefault("url", f"http://127.0.0.1:{port}")
+        spec.setdefault("oauth_no_confirm", True)
+        service_roles = spec.pop("roles", None)
+        if service_roles:
+            roles.extend(service_roles)
+        services.append(spec)
+    hub.services = services
+    # Every user may talk to every platform service (the service decides the rest).
+    roles.append(
+        {
+            "name": "user",
+            "scopes": ["self", *[f"access:services!service={s['name']}" for s in services]],
+        }
+    )
+    hub.load_roles = roles
+
+    c.SkydeckLocalSpawner.discovery_env = discovery_environment(
+        settings, [s["name"] for s in services]
+    )

@@ -1,0 +1,1 @@
+"""Skydeck images: the data release build, the Butler repository, ingest and cutouts."""
