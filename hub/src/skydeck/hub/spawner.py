@@ -8,6 +8,7 @@ same discovery environment (documented in ``kernels/README.md``).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,11 @@ class SkydeckLocalSpawner(SimpleLocalProcessSpawner):  # type: ignore[misc]
 
     @default("args")
     def _default_args(self) -> list[str]:
-        return list(LAB_ARGS)
+        args = list(LAB_ARGS)
+        if os.geteuid() == 0:
+            # Labs run as the user running `skydeck up`; containers and CI are often root.
+            args.append("--ServerApp.allow_root=True")
+        return args
 
     @default("default_url")
     def _default_default_url(self) -> str:

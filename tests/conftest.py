@@ -1,0 +1,6 @@
+"""Shared test fixtures live in ``tests/support/``; each module is a pytest plugin."""
+
+pytest_plugins = [
+    "support.hub",
+    "support.lab",
+]
