@@ -3,4 +3,6 @@
 pytest_plugins = [
     "support.hub",
     "support.lab",
+    "support.browser",
+    "support.github",
 ]

@@ -81,9 +81,20 @@ def test_port_in_use_is_a_clear_error(hub: RunningHub, tmp_path) -> None:
 
     port = hub.url.rsplit(":", 1)[1]
     result = subprocess.run(
-        [sys.executable, "-m", "skydeck.hub", "up", "--port", port, "--data-dir", str(tmp_path),
-         "--no-release"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "skydeck.hub",
+            "up",
+            "--port",
+            port,
+            "--data-dir",
+            str(tmp_path),
+            "--no-release",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
@@ -96,9 +107,20 @@ def test_unwritable_data_dir_is_a_clear_error(tmp_path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     result = subprocess.run(
-        [sys.executable, "-m", "skydeck.hub", "up", "--port", "0", "--data-dir",
-         str(blocker / "data"), "--no-release"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "skydeck.hub",
+            "up",
+            "--port",
+            "0",
+            "--data-dir",
+            str(blocker / "data"),
+            "--no-release",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "is not writable" in result.stderr

@@ -66,7 +66,10 @@ class RunningHub:
         if token is not False:
             headers.setdefault("Authorization", f"token {token or self.admin_token}")
         return requests.request(
-            method, self.api_url + path, headers=headers, timeout=kwargs.pop("timeout", 60),
+            method,
+            self.api_url + path,
+            headers=headers,
+            timeout=kwargs.pop("timeout", 60),
             **kwargs,
         )
 
@@ -99,7 +102,11 @@ class RunningHub:
             server = model.get("servers", {}).get("")
             if server and server.get("ready"):
                 return f"{self.url}{server['url']}".rstrip("/")
-            if server is None and model.get("pending") is None and time.monotonic() > deadline - timeout + 5:
+            if (
+                server is None
+                and model.get("pending") is None
+                and time.monotonic() > deadline - timeout + 5
+            ):
                 raise AssertionError(f"server of {name} did not start; see {self.log_path}")
             time.sleep(0.5)
         raise AssertionError(f"server of {name} not ready in {timeout}s; see {self.log_path}")
@@ -146,25 +153,41 @@ def start_hub(
     port = free_port()
     log_path = data_dir / "skydeck-up.log"
     cmd = [
-        sys.executable, "-m", "skydeck.hub", "up",
-        "--port", str(port), "--data-dir", str(data_dir), "--no-release",
-        "--config", str(test_config),
+        sys.executable,
+        "-m",
+        "skydeck.hub",
+        "up",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--no-release",
+        "--config",
+        str(test_config),
     ]
     for path in extra_config or []:
         cmd += ["--config", str(path)]
     log = log_path.open("wb")
     process = subprocess.Popen(
-        cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cmd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
         env={**os.environ, **(env or {})},
     )
     hub = RunningHub(
-        url=f"http://127.0.0.1:{port}", data_dir=data_dir, process=process,
-        admin_token=token, log_path=log_path,
+        url=f"http://127.0.0.1:{port}",
+        data_dir=data_dir,
+        process=process,
+        admin_token=token,
+        log_path=log_path,
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"skydeck up exited with {process.returncode}:\n{log_path.read_text()}")
+            raise AssertionError(
+                f"skydeck up exited with {process.returncode}:\n{log_path.read_text()}"
+            )
         with contextlib.suppress(requests.ConnectionError):
             if hub.api("GET", "/", timeout=5).status_code == 200:
                 return hub
@@ -195,7 +218,9 @@ def hub(hub_factory: Callable[..., RunningHub]) -> RunningHub:
 
 
 @pytest.fixture(scope="session")
-def release_hub(hub_factory: Callable[..., RunningHub], request: pytest.FixtureRequest) -> RunningHub:
+def release_hub(
+    hub_factory: Callable[..., RunningHub], request: pytest.FixtureRequest
+) -> RunningHub:
     """A shared hub serving the tiny data release (needs the ``tiny_release`` fixture)."""
     layout = request.getfixturevalue("tiny_release")
     return hub_factory(release=Path(str(layout.root)))

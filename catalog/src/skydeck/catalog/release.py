@@ -36,6 +36,8 @@ RELEASE_DIRNAME = "release"
 
 MANIFEST_NAME = "manifest.json"
 
+_ENTRY_FIELDS = {"description", "rows", "path", "schema"}
+
 
 class ReleaseNotFoundError(FileNotFoundError):
     """Raised when no published release exists where one was expected."""
@@ -128,7 +130,11 @@ class ReleaseLayout:
                 rows=int(info.get("rows", 0)),
                 path=info.get("path", f"hats/{name}"),
                 schema=info.get("schema", ""),
-                extra={k: v for k, v in info.items() if k not in {"description", "rows", "path", "schema"}},
+                extra={
+                    k: v
+                    for k, v in info.items()
+                    if k not in {"description", "rows", "path", "schema"}
+                },
             )
             for name, info in entries.items()
         ]

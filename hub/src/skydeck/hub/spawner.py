@@ -24,7 +24,7 @@ LAB_ARGS = [
 ]
 
 
-class SkydeckLocalSpawner(SimpleLocalProcessSpawner):  # type: ignore[misc]
+class SkydeckLocalSpawner(SimpleLocalProcessSpawner):
     """Run each user's lab as a local process with a home under the data directory.
 
     There is no isolation between users beyond the hub's authorization: use it
