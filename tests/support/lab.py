@@ -62,13 +62,23 @@ class LabSession:
             json.dumps(
                 {
                     "header": {
-                        "msg_id": msg_id, "msg_type": "execute_request", "username": "test",
-                        "session": self._session, "version": "5.3",
+                        "msg_id": msg_id,
+                        "msg_type": "execute_request",
+                        "username": "test",
+                        "session": self._session,
+                        "version": "5.3",
                     },
-                    "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+                    "parent_header": {},
+                    "metadata": {},
+                    "channel": "shell",
+                    "buffers": [],
                     "content": {
-                        "code": code, "silent": False, "store_history": True,
-                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True,
+                        "code": code,
+                        "silent": False,
+                        "store_history": True,
+                        "user_expressions": {},
+                        "allow_stdin": False,
+                        "stop_on_error": True,
                     },
                 }
             )
