@@ -124,3 +124,18 @@ def test_unwritable_data_dir_is_a_clear_error(tmp_path) -> None:
     )
     assert result.returncode == 2
     assert "is not writable" in result.stderr
+
+
+def test_idle_culler_stops_unused_labs(tmp_path) -> None:
+    hub = start_hub(tmp_path / "data", args=["--idle-timeout", "6"])
+    try:
+        hub.start_server("erin")
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if not hub.api("GET", "/users/erin").json()["servers"]:
+                break
+            time.sleep(1)
+        else:
+            raise AssertionError("the idle culler did not stop erin's unused lab")
+    finally:
+        hub.stop()

@@ -141,6 +141,7 @@ def start_hub(
     release: Path | None = None,
     extra_config: list[Path] | None = None,
     env: dict[str, str] | None = None,
+    args: list[str] | None = None,
     timeout: float = 60,
 ) -> RunningHub:
     """Run ``skydeck up`` on a free port and wait until the hub API answers."""
@@ -167,6 +168,7 @@ def start_hub(
     ]
     for path in extra_config or []:
         cmd += ["--config", str(path)]
+    cmd += args or []
     log = log_path.open("wb")
     process = subprocess.Popen(
         cmd,

@@ -107,6 +107,13 @@ def _ensure_release(data: DataDir, size: str) -> None:
     help="Size of the data release built on first start.",
 )
 @click.option("--no-release", is_flag=True, help="Start without building a data release.")
+@click.option(
+    "--idle-timeout",
+    default=3600,
+    show_default=True,
+    type=int,
+    help="Seconds of inactivity after which the idle culler stops a lab.",
+)
 @click.option("--log-level", default="INFO", show_default=True, help="JupyterHub log level.")
 def up(
     host: str,
@@ -115,6 +122,7 @@ def up(
     extra_config: tuple[Path, ...],
     release_size: str,
     no_release: bool,
+    idle_timeout: int,
     log_level: str,
 ) -> None:
     """Bring the whole platform up on this machine (hub, proxy, services, labs)."""
@@ -136,6 +144,7 @@ def up(
         port=port,
         hub_port=free_port(),
         proxy_api_port=free_port(),
+        idle_timeout=idle_timeout,
         extra_config=[p.resolve() for p in extra_config],
     )
     _print_credentials(data, settings.public_url)

@@ -32,6 +32,7 @@ class HubSettings:
     port: int = 8000
     hub_port: int = 0
     proxy_api_port: int = 0
+    idle_timeout: int = 3600
     extra_config: list[Path] = field(default_factory=list)
 
     @property
@@ -48,6 +49,7 @@ class HubSettings:
             port=int(env.get(f"{ENV_PREFIX}PORT", "8000")),
             hub_port=int(env.get(f"{ENV_PREFIX}HUB_PORT", "0")),
             proxy_api_port=int(env.get(f"{ENV_PREFIX}PROXY_API_PORT", "0")),
+            idle_timeout=int(env.get(f"{ENV_PREFIX}IDLE_TIMEOUT", "3600")),
             extra_config=extra,
         )
 
@@ -58,6 +60,7 @@ class HubSettings:
             f"{ENV_PREFIX}PORT": str(self.port),
             f"{ENV_PREFIX}HUB_PORT": str(self.hub_port),
             f"{ENV_PREFIX}PROXY_API_PORT": str(self.proxy_api_port),
+            f"{ENV_PREFIX}IDLE_TIMEOUT": str(self.idle_timeout),
             f"{ENV_PREFIX}EXTRA_CONFIG": os.pathsep.join(map(str, self.extra_config)),
         }
 
@@ -143,16 +146,50 @@ def configure_hub(c: Any, settings: HubSettings) -> None:
         if service_roles:
             roles.extend(service_roles)
         services.append(spec)
+    # The idle culler stops labs nobody has used for a while (a managed service, as in z2jh).
+    services.append(
+        {
+            "name": "idle-culler",
+            "command": [
+                sys.executable,
+                "-m",
+                "jupyterhub_idle_culler",
+                f"--timeout={settings.idle_timeout}",
+                f"--cull-every={max(1, min(60, settings.idle_timeout // 2))}",
+            ],
+        }
+    )
+    roles.append(
+        {
+            "name": "idle-culler",
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+            "services": ["idle-culler"],
+        }
+    )
     hub.services = services
     # Every user may talk to every platform service (the service decides the rest).
     roles.append(
         {
             "name": "user",
-            "scopes": ["self", *[f"access:services!service={s['name']}" for s in services]],
+            "scopes": [
+                "self",
+                *[f"access:services!service={s['name']}" for s in services if "url" in s],
+            ],
+        }
+    )
+    # A lab's own token (JUPYTERHUB_API_TOKEN) may call the services its user may call,
+    # so skydeck.lab reaches TAP, cutouts and dask-gateway with no login.
+    roles.append(
+        {
+            "name": "server",
+            "scopes": ["users:activity!user", "access:servers!server", "access:services"],
         }
     )
     hub.load_roles = roles
 
-    c.SkydeckLocalSpawner.discovery_env = discovery_environment(
-        settings, [s["name"] for s in services]
-    )
+    discovery = discovery_environment(settings, [s["name"] for s in services])
+    # A service may add discovery variables of its own through its ``info`` (e.g. the
+    # dask-gateway scheduler proxy address, SKYDECK_GATEWAY_PROXY_ADDRESS).
+    for spec in services:
+        discovery.update(spec.get("info", {}).get("lab_environment", {}))
+    c.SkydeckLocalSpawner.discovery_env = discovery
