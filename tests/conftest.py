@@ -5,4 +5,5 @@ pytest_plugins = [
     "support.lab",
     "support.browser",
     "support.github",
+    "support.postgres",
 ]
