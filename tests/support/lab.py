@@ -51,6 +51,7 @@ class LabSession:
             additional_headers=self.headers,
             open_timeout=60,
             max_size=None,
+            legacy=True,
         )
         return self
 
