@@ -10,6 +10,16 @@ import os
 from dataclasses import dataclass
 
 
+def _float_env(name: str) -> float | None:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class Discovery:
     """Service locations as the spawner handed them to this lab."""
@@ -22,6 +32,14 @@ class Discovery:
     gateway_url: str | None
     quota_url: str | None
     user: str | None
+    #: ``gateway://host:port`` of dask-gateway's scheduler proxy (TLS, not HTTP).
+    gateway_proxy_address: str | None = None
+    #: URL prefix of this lab server (``/user/<name>/``), for links to proxied ports.
+    service_prefix: str | None = None
+    #: The lab's memory limit in bytes (JupyterHub's ``MEM_LIMIT``), if any.
+    mem_limit: float | None = None
+    #: The lab's CPU limit in cores (JupyterHub's ``CPU_LIMIT``), if any.
+    cpu_limit: float | None = None
 
     @classmethod
     def from_env(cls) -> Discovery:
@@ -35,6 +53,10 @@ class Discovery:
             gateway_url=env.get("SKYDECK_GATEWAY_URL"),
             quota_url=env.get("SKYDECK_QUOTA_URL"),
             user=env.get("JUPYTERHUB_USER"),
+            gateway_proxy_address=env.get("SKYDECK_GATEWAY_PROXY_ADDRESS"),
+            service_prefix=env.get("JUPYTERHUB_SERVICE_PREFIX"),
+            mem_limit=_float_env("MEM_LIMIT"),
+            cpu_limit=_float_env("CPU_LIMIT"),
         )
 
     @property
