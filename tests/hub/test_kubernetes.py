@@ -1,0 +1,330 @@
+"""Skydeck on Kubernetes, tested without a cluster.
+
+The Helm values are loaded the way the Zero to JupyterHub chart's
+``jupyterhub_config.py`` loads them (the subset Skydeck uses: spawner, image,
+dynamic storage, services, roles, the ``hub.config`` pass-through, then every
+``hub.extraConfig`` snippet in key order).  KubeSpawner, configured that way,
+builds real pod and claim manifests (``get_pod_manifest``, ``get_pvc_manifest``),
+which are validated against the Kubernetes schema with kubernetes-validate.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from jupyterhub.objects import Hub, Server
+from kubernetes_asyncio.client import ApiClient
+from kubernetes_asyncio.config import kube_config
+from kubespawner import KubeSpawner
+from traitlets.config import Config
+
+from skydeck.hub.github import SkydeckGitHubOAuthenticator
+from skydeck.hub.kubernetes import (
+    KubernetesConfigError,
+    KubernetesSettings,
+    configure_kubernetes,
+    discovery_environment,
+    profile_list,
+    service_command,
+)
+from skydeck.hub.quota.model import DEFAULT_SIZES, Size
+from skydeck.hub.spawner import LAB_ARGS
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "hub" / "deploy"
+K8S_VERSION = "1.33.0"  # a supported Kubernetes release; the schema is bundled offline
+GIB = 1024**3
+
+
+def _values(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((DEPLOY / "helm" / name).read_text())
+    return data
+
+
+def chart_config(values: dict[str, Any]) -> Config:
+    """The hub config the Zero to JupyterHub chart makes of ``values`` (the parts we use)."""
+    c = Config()
+    c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
+    hub, single = values["hub"], values["singleuser"]
+    c.JupyterHub.db_url = hub["db"]["url"]
+    c.KubeSpawner.image = f"{single['image']['name']}:{single['image']['tag']}"
+    c.KubeSpawner.environment = dict(single.get("extraEnv", {}))
+    storage = single["storage"]
+    assert storage["type"] == "dynamic"
+    c.KubeSpawner.pvc_name_template = storage["dynamic"]["pvcNameTemplate"]
+    c.KubeSpawner.storage_pvc_ensure = True
+    c.KubeSpawner.storage_capacity = storage["capacity"]
+    c.KubeSpawner.storage_access_modes = storage["dynamic"]["storageAccessModes"]
+    volume = storage["dynamic"]["volumeNameTemplate"]
+    c.KubeSpawner.volumes = [
+        {
+            "name": volume,
+            "persistentVolumeClaim": {"claimName": storage["dynamic"]["pvcNameTemplate"]},
+        }
+    ]
+    c.KubeSpawner.volume_mounts = [{"name": volume, "mountPath": storage["homeMountPath"]}]
+    if single.get("profileList"):
+        c.KubeSpawner.profile_list = single["profileList"]
+    services = [{"name": name, **spec} for name, spec in hub.get("services", {}).items()]
+    if values.get("cull", {}).get("enabled"):
+        services.append(
+            {
+                "name": "jupyterhub-idle-culler",
+                "command": ["python3", "-m", "jupyterhub_idle_culler"],
+            }
+        )
+    c.JupyterHub.services = services
+    c.JupyterHub.load_roles = [{"name": n, **r} for n, r in hub.get("loadRoles", {}).items()]
+    # hub.config: each key is a configurable class, merged over what the chart set.
+    for section, traits in hub.get("config", {}).items():
+        c[section].update(traits)
+    # hub.extraConfig: Python snippets run in key order with ``c`` in scope.
+    for _, source in sorted(hub.get("extraConfig", {}).items()):
+        exec(compile(source, "hub.extraConfig", "exec"), {"c": c})
+    return c
+
+
+@dataclass
+class _User:
+    """The attributes of a hub user that KubeSpawner reads when building manifests."""
+
+    name: str
+    id: int = 7
+    server: Server = field(default_factory=Server)
+    url: str = ""
+
+    def __post_init__(self) -> None:
+        self.url = f"/user/{self.name}/"
+
+    @property
+    def escaped_name(self) -> str:
+        return self.name
+
+
+def _spawner(c: Config, user: str = "vera", **options: Any) -> KubeSpawner:
+    spawner = KubeSpawner(_mock=True, config=c, user=_User(user), hub=Hub(), user_options=options)
+    spawner.api_token = "test-token-not-a-secret"
+    return spawner
+
+
+def _serialize(obj: Any) -> dict[str, Any]:
+    data: dict[str, Any] = ApiClient().sanitize_for_serialization(obj)
+    return data
+
+
+def _validate(manifest: dict[str, Any]) -> None:
+    kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+
+
+def _quantity_bytes(value: str | int) -> int:
+    text = str(value)
+    units = {"Ki": 1024, "Mi": 1024**2, "Gi": GIB, "G": GIB, "M": 1024**2}
+    match = re.fullmatch(r"(\d+)([A-Za-z]*)", text)
+    assert match, text
+    return int(match.group(1)) * units.get(match.group(2), 1)
+
+
+OFFLINE_KUBECONFIG = """
+apiVersion: v1
+kind: Config
+current-context: offline
+clusters: [{name: offline, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: offline, user: {token: never-used}}]
+contexts: [{name: offline, context: {cluster: offline, user: offline}}]
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def offline_kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """KubeSpawner loads a client config when created; this one points nowhere (no calls)."""
+    path = tmp_path_factory.mktemp("kube") / "config"
+    path.write_text(OFFLINE_KUBECONFIG)
+    with pytest.MonkeyPatch.context() as patch:
+        # kubernetes_asyncio reads $KUBECONFIG once, at import; its module default is used.
+        patch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+        yield
+
+
+@pytest.fixture(scope="module")
+def hub_config() -> Config:
+    return chart_config(_values("skydeck-values.yaml"))
+
+
+def test_profiles_follow_the_quota_sizes() -> None:
+    profiles = profile_list(DEFAULT_SIZES, default="medium")
+    assert [p["slug"] for p in profiles] == [s.name for s in DEFAULT_SIZES]
+    assert [p["default"] for p in profiles] == [s.name == "medium" for s in DEFAULT_SIZES]
+    large = next(p for p in profiles if p["slug"] == "large")["kubespawner_override"]
+    assert large == {
+        "cpu_limit": 4.0,
+        "cpu_guarantee": 1.0,
+        "mem_limit": "8G",
+        "mem_guarantee": "8G",
+    }
+    half = profile_list([Size(name="tiny", cpu=0.5, memory_gib=1.5)])[0]
+    assert half["kubespawner_override"]["mem_limit"] == "1536M"
+    with pytest.raises(KubernetesConfigError, match="default size 'huge' is not one of"):
+        profile_list(DEFAULT_SIZES, default="huge")
+    with pytest.raises(KubernetesConfigError, match="at least one size"):
+        profile_list([])
+
+
+def test_settings_refuse_what_cannot_work() -> None:
+    with pytest.raises(KubernetesConfigError, match="set release_claim=''"):
+        configure_kubernetes(Config(), KubernetesSettings(hub_url="https://x", release="s3://b/r"))
+    with pytest.raises(KubernetesConfigError, match="unknown services"):
+        configure_kubernetes(Config(), KubernetesSettings(hub_url="https://x", services=("tpa",)))
+    env = discovery_environment(
+        KubernetesSettings(hub_url="https://x/", release="s3://bucket/release", release_claim="")
+    )
+    assert env["SKYDECK_RELEASE"] == "s3://bucket/release"
+    assert env["SKYDECK_HUB_URL"] == "https://x/hub/"
+
+
+async def test_values_load_through_the_hub_config_pass_through(hub_config: Config) -> None:
+    c = hub_config
+    assert c.JupyterHub.db_url.startswith("postgresql+psycopg://")
+    auth = SkydeckGitHubOAuthenticator(config=c)
+    assert auth.allowed_organizations == {"skydeck-example"}
+    assert auth.admin_groups == {"skydeck-example:platform"}
+    assert auth.manage_groups and auth.populate_teams_in_auth_state
+    assert auth.enable_auth_state is True
+    assert auth.client_secret_file == "/etc/skydeck/github/client-secret"
+    names = {s["name"] for s in c.JupyterHub.services}
+    assert {"tap", "cutouts", "dask-gateway", "jupyterhub-idle-culler"} <= names
+    spawner = _spawner(c)
+    assert spawner.image == "ghcr.io/skydeck/skydeck-lab:0.1.0"
+    assert spawner.args == LAB_ARGS
+    assert [p["slug"] for p in spawner.profile_list] == [s.name for s in DEFAULT_SIZES]
+
+
+async def test_pod_manifest_has_quota_resources_volumes_and_discovery(hub_config: Config) -> None:
+    spawner = _spawner(hub_config, profile="large")
+    await spawner.load_user_options()
+    pod = _serialize(await spawner.get_pod_manifest())
+    _validate(pod)
+
+    (lab,) = (ct for ct in pod["spec"]["containers"] if ct["name"] == "notebook")
+    assert lab["image"] == "ghcr.io/skydeck/skydeck-lab:0.1.0"
+    assert lab["args"] == ["jupyterhub-singleuser", *LAB_ARGS]
+    resources = lab["resources"]
+    assert float(resources["limits"]["cpu"]) == 4.0
+    assert float(resources["requests"]["cpu"]) == 1.0
+    assert _quantity_bytes(resources["limits"]["memory"]) == 8 * GIB
+    assert _quantity_bytes(resources["requests"]["memory"]) == 8 * GIB
+
+    env = {e["name"]: e.get("value") for e in lab["env"]}
+    assert env["SKYDECK_RELEASE"] == "/skydeck/release"
+    assert env["SKYDECK_HUB_URL"] == "https://skydeck.example.org/hub/"
+    assert env["SKYDECK_TAP_URL"] == "http://proxy-public/services/tap/"
+    assert env["SKYDECK_CUTOUT_URL"] == "http://proxy-public/services/cutouts/"
+    assert env["SKYDECK_GATEWAY_URL"] == "http://proxy-public/services/dask-gateway/"
+    assert env["SKYDECK_QUOTA_URL"] == "http://proxy-public/services/quota/"
+    assert env["SKYDECK_GATEWAY_PROXY_ADDRESS"] == "gateway://traefik-skydeck-dask-gateway:80"
+    assert env["JUPYTERHUB_USER"] == "vera"
+    assert "JUPYTERHUB_API_URL" in env
+
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["home"]["persistentVolumeClaim"]["claimName"] == "claim-vera"
+    assert volumes["skydeck-release"]["persistentVolumeClaim"] == {
+        "claimName": "skydeck-release",
+        "readOnly": True,
+    }
+    mounts = {m["name"]: m for m in lab["volumeMounts"]}
+    assert mounts["home"]["mountPath"] == "/home/jovyan"
+    assert mounts["skydeck-release"]["readOnly"] is True
+
+
+async def test_each_size_gives_a_valid_pod(hub_config: Config) -> None:
+    for size in DEFAULT_SIZES:
+        spawner = _spawner(hub_config, profile=size.name)
+        await spawner.load_user_options()
+        pod = _serialize(await spawner.get_pod_manifest())
+        _validate(pod)
+        limits = pod["spec"]["containers"][0]["resources"]["limits"]
+        assert float(limits["cpu"]) == size.cpu
+        assert _quantity_bytes(limits["memory"]) == size.memory_gib * GIB
+
+
+async def test_unknown_profile_is_refused(hub_config: Config) -> None:
+    spawner = _spawner(hub_config, profile="enormous")
+    with pytest.raises(ValueError, match="enormous"):
+        await spawner.load_user_options()
+
+
+async def test_home_claim_is_sized_by_the_storage_quota(hub_config: Config) -> None:
+    pvc = _serialize(_spawner(hub_config, user="ada").get_pvc_manifest())
+    _validate(pvc)
+    assert pvc["metadata"]["name"] == "claim-ada"
+    assert _quantity_bytes(pvc["spec"]["resources"]["requests"]["storage"]) == 20 * GIB
+    assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
+
+
+async def test_schema_validation_catches_mistakes(hub_config: Config) -> None:
+    """The offline validation really checks: a misspelt field is an error."""
+    pvc = _serialize(_spawner(hub_config).get_pvc_manifest())
+    pvc["spec"]["accesModes"] = pvc["spec"].pop("accessModes")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        _validate(pvc)
+
+
+def test_service_manifests_are_valid_and_match_the_hub_services() -> None:
+    documents = list(
+        yaml.safe_load_all((DEPLOY / "kubernetes" / "skydeck-services.yaml").read_text())
+    )
+    for document in documents:
+        _validate(document)
+    hub_services = _values("skydeck-values.yaml")["hub"]["services"]
+    k8s_services = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Service"}
+    for name in ("tap", "cutouts"):
+        host_port = hub_services[name]["url"].removeprefix("http://")
+        host, port = host_port.split(":")
+        assert int(port) in [p["port"] for p in k8s_services[host]["spec"]["ports"]]
+        deployment = next(
+            d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] == host
+        )
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["command"][-2:] == ["serve", name]
+        token = next(e for e in container["env"] if e["name"] == "JUPYTERHUB_API_TOKEN")
+        assert token["valueFrom"]["secretKeyRef"]["key"] == f"hub.services.{name}.apiToken"
+
+
+def test_dask_gateway_values_agree_with_the_hub() -> None:
+    gateway = _values("dask-gateway-values.yaml")["gateway"]
+    hub_values = _values("skydeck-values.yaml")
+    assert gateway["prefix"] == "/services/dask-gateway"
+    assert gateway["auth"]["type"] == "jupyterhub"
+    assert gateway["auth"]["jupyterhub"]["apiUrl"] == "http://hub:8081/hub/api"
+    lab_image = hub_values["singleuser"]["image"]
+    assert gateway["backend"]["image"] == lab_image
+    # The chart turns backend requests into KubeClusterConfig traits, then runs extraConfig;
+    # the quota's 4 workers must fit in the cluster limits with the scheduler counted.
+    from dask_gateway_server.backends.kubernetes.backend import KubeClusterConfig
+
+    backend = gateway["backend"]
+    c = Config()
+    c.KubeClusterConfig.scheduler_cores = backend["scheduler"]["cores"]["request"]
+    c.KubeClusterConfig.scheduler_memory = backend["scheduler"]["memory"]["request"]
+    c.KubeClusterConfig.worker_cores = backend["worker"]["cores"]["request"]
+    c.KubeClusterConfig.worker_memory = backend["worker"]["memory"]["request"]
+    c.KubeClusterConfig.image = f"{lab_image['name']}:{lab_image['tag']}"
+    for _, source in sorted(gateway["extraConfig"].items()):
+        exec(compile(source, "gateway.extraConfig", "exec"), {"c": c})
+    limits = KubeClusterConfig(config=c)
+    assert limits.cluster_max_workers == 4
+    assert limits.cluster_max_cores - limits.scheduler_cores == 4
+    assert limits.cluster_max_memory - limits.scheduler_memory == 16 * GIB
+
+
+def test_service_command_needs_the_hub_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(KubernetesConfigError, match="no Skydeck service 'no-such-service'"):
+        service_command("no-such-service", {})
+    with pytest.raises(KubernetesConfigError, match="set JUPYTERHUB_API_URL, JUPYTERHUB_API_TOKEN"):
+        service_command("dask-gateway", {})
