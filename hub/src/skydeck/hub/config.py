@@ -193,3 +193,8 @@ def configure_hub(c: Any, settings: HubSettings) -> None:
     for spec in services:
         discovery.update(spec.get("info", {}).get("lab_environment", {}))
     c.SkydeckLocalSpawner.discovery_env = discovery
+
+    # Quotas (skydeck.hub.quota): custom scopes, size menu, spawn checks, limits, accounting.
+    from skydeck.hub.quota.spawn import configure_quota
+
+    configure_quota(c, data.root)
