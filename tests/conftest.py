@@ -6,4 +6,6 @@ pytest_plugins = [
     "support.browser",
     "support.github",
     "support.postgres",
+    "support.notebooks",
+    "support.images",
 ]

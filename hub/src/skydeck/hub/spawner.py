@@ -16,6 +16,9 @@ from typing import Any
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import Dict, Unicode, default
 
+from skydeck.hub.tutorials import deliver_for_spawn
+from skydeck.hub.tutorials import lab_environment as tutorials_lab_environment
+
 #: Arguments every lab server gets: JupyterLab by default, only the Skydeck kernel.
 LAB_ARGS = [
     "--ServerApp.default_url=/lab",
@@ -63,4 +66,23 @@ class SkydeckLocalSpawner(SimpleLocalProcessSpawner):
         # Labs find the venv's tools (python, jupyter) first.
         bin_dir = str(Path(sys.executable).parent)
         env["PATH"] = bin_dir + ":" + env.get("PATH", "/usr/bin:/bin")
+        env.update(tutorials_lab_environment(self.tutorials_dir))  # issue 8: same tutorials
         return env
+
+    # --- Tutorials at first login (issue 8; the logic lives in skydeck.hub.tutorials) ---
+    tutorials_dir = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="""
+        Folder of tutorial notebooks delivered into each user's home (``tutorials/``)
+        when their lab starts: copied at first login, and a newer release replaces a
+        copy only if the user never edited it (else it is written beside it as
+        ``*.new.ipynb``).  Default: $SKYDECK_TUTORIALS_DIR, the installed tutorials or
+        the source checkout's notebooks/.  An empty string delivers none.
+        """,
+    )
+
+    async def start(self) -> Any:
+        deliver_for_spawn(self.home_dir, self.tutorials_dir)
+        return await super().start()
