@@ -245,8 +245,8 @@ class SkydeckGatewayBackend(UnsafeLocalBackend):
             names = ", ".join(sorted(c.name for c in active))
             raise LimitError(
                 f"you already have {len(active)} running Dask cluster(s) ({names}) and your "
-                f"limit is {limits.max_clusters}; shut one down first (cluster.shutdown(), or "
-                "skydeck.lab.get_dask_client() reuses your running cluster)"
+                f"limit is {limits.max_clusters}; shut one down first: cluster.shutdown(), or "
+                "skydeck.lab.shutdown_dask_clusters(everywhere=True) to stop all of yours"
             )
         cluster = self.db.create_cluster(user.name, options, config.to_dict())
         self.log.info("Created cluster %s for user %s", cluster.name, user.name)

@@ -104,7 +104,6 @@ def _gateway_cluster(
     try:
         options = gateway.cluster_options()
     except Exception as error:
-        gateway.close()
         raise ServiceUnavailableError(
             f"dask-gateway at {address} does not answer ({error}). It may be restarting: try "
             "again in a minute, or set dask.config 'skydeck.dask.use-gateway' to False to run "
@@ -116,7 +115,6 @@ def _gateway_cluster(
         if worker_memory_gib is not None:
             options.worker_memory = float(worker_memory_gib)
     except (TypeError, ValueError) as error:
-        gateway.close()
         raise LimitReachedError(
             f"{error}: that worker size is outside what you may ask for. Ask for smaller "
             "workers, or ask your administrator for a larger quota."
@@ -124,7 +122,6 @@ def _gateway_cluster(
     try:
         cluster = gateway.new_cluster(options, shutdown_on_close=_setting("shutdown-on-close"))
     except ValueError as error:
-        gateway.close()
         raise LimitReachedError(str(error)) from None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GatewayWarning)
@@ -191,6 +188,8 @@ def _stop(cluster: Any) -> None:
 
 
 def _gateway(found: Discovery) -> Any:
+    """A dask-gateway client for this lab's user (closed when dropped: closing it twice
+    fails in dask-gateway 2026.3, so nothing here closes it explicitly)."""
     from dask_gateway import Gateway
     from dask_gateway.auth import JupyterHubAuth
 
@@ -225,12 +224,9 @@ def shutdown_dask_clusters(everywhere: bool = False) -> int:
     found = Discovery.from_env()
     if everywhere and found.gateway_url:
         gateway = _gateway(found)
-        try:
-            for report in gateway.list_clusters():
-                gateway.stop_cluster(report.name)
-                count += 1
-        finally:
-            gateway.close()
+        for report in gateway.list_clusters():
+            gateway.stop_cluster(report.name)
+            count += 1
     return count
 
 
