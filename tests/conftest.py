@@ -8,4 +8,5 @@ pytest_plugins = [
     "support.postgres",
     "support.notebooks",
     "support.images",
+    "support.tap",
 ]

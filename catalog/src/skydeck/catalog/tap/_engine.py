@@ -1,0 +1,536 @@
+"""Execution: DuckDB over the HATS parquet files, TAP_SCHEMA in memory, uploads per query."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from skydeck.catalog.release import ReleaseLayout
+
+from ._adql import AdqlError, ResolvedTable, Translation, Translator, closest
+from ._catalogs import HatsTable, load_tables
+from ._geometry import SQL_MACROS, Cone, cone_pixels, polygon_udf
+from ._schema import ColumnInfo, ForeignKey, SchemaInfo, TableInfo
+
+log = logging.getLogger(__name__)
+
+TAP_SCHEMA = "TAP_SCHEMA"
+
+
+def _c(name: str, datatype: str, description: str, arraysize: str | None = None) -> ColumnInfo:
+    return ColumnInfo(
+        name=name,
+        datatype=datatype,
+        arraysize=arraysize,
+        description=description,
+        principal=1,
+        std=1,
+    )
+
+
+def _tap_schema_tables() -> list[TableInfo]:
+    """TAP_SCHEMA's own description (TAP 1.1 section 4)."""
+    s = "*"
+    specs: list[tuple[str, str, list[ColumnInfo]]] = [
+        (
+            "schemas",
+            "The schemas published by this service.",
+            [
+                _c("schema_name", "char", "schema name, for reference", s),
+                _c("utype", "char", "utype of the schema", s),
+                _c("description", "char", "description of the schema", s),
+                _c("schema_index", "int", "recommended sort order when listing schemas"),
+            ],
+        ),
+        (
+            "tables",
+            "The tables published by this service.",
+            [
+                _c("schema_name", "char", "the schema this table belongs to", s),
+                _c("table_name", "char", "the fully qualified table name", s),
+                _c("table_type", "char", "one of: table, view", s),
+                _c("utype", "char", "utype of the table", s),
+                _c("description", "char", "description of the table", s),
+                _c("table_index", "int", "recommended sort order when listing tables"),
+            ],
+        ),
+        (
+            "columns",
+            "The columns of the published tables.",
+            [
+                _c("table_name", "char", "the table this column belongs to", s),
+                _c("column_name", "char", "the column name", s),
+                _c("datatype", "char", "ADQL datatype as in section 2.5", s),
+                _c("arraysize", "char", "array size (VOTable syntax)", s),
+                _c("xtype", "char", "a DALI or custom extended type annotation", s),
+                _c('"size"', "int", "deprecated: use arraysize"),  # reserved word: delimited
+                _c("description", "char", "description of the column", s),
+                _c("utype", "char", "utype of the column", s),
+                _c("unit", "char", "unit in VO standard format", s),
+                _c("ucd", "char", "UCD of the column", s),
+                _c("indexed", "int", "an indexed column; 1 means true, 0 false"),
+                _c("principal", "int", "a principal column; 1 means true, 0 false"),
+                _c("std", "int", "a standard column; 1 means true, 0 false"),
+                _c("column_index", "int", "recommended sort order when listing columns"),
+            ],
+        ),
+        (
+            "keys",
+            "Foreign keys between the published tables.",
+            [
+                _c("key_id", "char", "unique key identifier", s),
+                _c("from_table", "char", "fully qualified table name", s),
+                _c("target_table", "char", "fully qualified table name", s),
+                _c("description", "char", "description of this key", s),
+                _c("utype", "char", "utype of this key", s),
+            ],
+        ),
+        (
+            "key_columns",
+            "The columns of the foreign keys.",
+            [
+                _c("key_id", "char", "key identifier from TAP_SCHEMA.keys", s),
+                _c("from_column", "char", "key column name in the from_table", s),
+                _c("target_column", "char", "key column name in the target_table", s),
+            ],
+        ),
+    ]
+    links = [
+        ("tables", "schemas", "schema_name", "schema_name"),
+        ("columns", "tables", "table_name", "table_name"),
+        ("keys", "tables", "from_table", "table_name"),
+        ("keys", "tables", "target_table", "table_name"),
+        ("key_columns", "keys", "key_id", "key_id"),
+    ]
+    tables = []
+    for index, (name, description, columns) in enumerate(specs):
+        for position, col in enumerate(columns):
+            col.column_index = position
+        tables.append(
+            TableInfo(
+                schema=TAP_SCHEMA,
+                short_name=name,
+                description=description,
+                columns=columns,
+                table_index=100000 + index,
+                keys=[
+                    ForeignKey(
+                        key_id=f"TAP_SCHEMA.{src}.{f}",
+                        from_table=f"{TAP_SCHEMA}.{src}",
+                        target_table=f"{TAP_SCHEMA}.{dst}",
+                        from_columns=[f],
+                        target_columns=[t],
+                        description=f"{src}.{f} refers to {dst}.{t}",
+                    )
+                    for src, dst, f, t in links
+                    if src == name
+                ],
+            )
+        )
+    return tables
+
+
+_DUCK_TYPES = {
+    "boolean": "BOOLEAN",
+    "short": "SMALLINT",
+    "int": "INTEGER",
+    "long": "BIGINT",
+    "float": "FLOAT",
+    "double": "DOUBLE",
+    "char": "VARCHAR",
+}
+
+
+@dataclass
+class QueryResult:
+    """The rows of a query and what is known about each column."""
+
+    table: pa.Table
+    columns: list[ColumnInfo]
+    overflow: bool
+    translation: Translation
+    elapsed: float = 0.0
+    info: dict[str, str] = field(default_factory=dict)
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class Engine:
+    """Owns the DuckDB database: views over the release, TAP_SCHEMA, query execution."""
+
+    def __init__(
+        self, layout: ReleaseLayout, *, threads: int | None = None, memory_limit: str | None = None
+    ) -> None:
+        self.layout = layout
+        schemas, tables = load_tables(layout)
+        self.tap_schema = SchemaInfo(
+            name=TAP_SCHEMA,
+            description="Description of the schemas, tables and columns this service publishes.",
+            tables=_tap_schema_tables(),
+            schema_index=100000,
+        )
+        self.schemas: list[SchemaInfo] = [*schemas, self.tap_schema]
+        self.tables: dict[str, HatsTable] = {t.info.name.lower(): t for t in tables}
+        self._db = duckdb.connect(":memory:")
+        self._lock = threading.Lock()
+        if threads:
+            self._db.execute(f"SET threads = {int(threads)}")
+        if memory_limit:
+            self._db.execute(f"SET memory_limit = '{memory_limit}'")
+        for macro in SQL_MACROS:
+            self._db.execute(macro)
+        self._db.create_function(  # type: ignore[call-overload]
+            "adql_in_polygon", polygon_udf, ["DOUBLE", "DOUBLE", "VARCHAR"], "BOOLEAN", type="arrow"
+        )
+        for table in tables:
+            self._create_view(table)
+        self._create_tap_schema()
+        # From here on queries may read only the release files, nothing else on this host.
+        allowed = sorted({p.path.rsplit("/", 1)[0] + "/" for t in tables for p in t.partitions})
+        if allowed and all(not a.startswith(("s3://", "gs://", "http")) for a in allowed):
+            self._db.execute("SET allowed_directories = ?", [allowed])
+            self._db.execute("SET enable_external_access = false")
+        self._db.execute("SET lock_configuration = true")
+
+    # ----- setup -----------------------------------------------------------------------
+    def _select_list(self, table: HatsTable) -> str:
+        return ", ".join(
+            f"{_q(phys)} AS {_q(name)}" if phys != name else _q(name)
+            for name, phys in table.physical.items()
+        )
+
+    def _source_sql(self, table: HatsTable, files: list[str]) -> str:
+        if not files:
+            files, where = table.files[:1], " WHERE false"
+        else:
+            where = ""
+        file_list = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        return f"SELECT {self._select_list(table)} FROM read_parquet([{file_list}]){where}"
+
+    def _create_view(self, table: HatsTable) -> None:
+        if not table.partitions:
+            log.warning("table %s has no partitions; it is left out", table.info.name)
+            return
+        self._db.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(table.info.schema)}")
+        self._db.execute(
+            f"CREATE VIEW {_q(table.info.schema)}.{_q(table.info.short_name)} AS "
+            + self._source_sql(table, table.files)
+        )
+
+    def _create_tap_schema(self) -> None:
+        db = self._db
+        db.execute(f"CREATE SCHEMA {TAP_SCHEMA}")
+        for info in self.tap_schema.tables:
+            cols = ", ".join(
+                f"{_q(c.name.strip(chr(34)))} {_DUCK_TYPES[c.datatype]}" for c in info.columns
+            )
+            db.execute(f"CREATE TABLE {TAP_SCHEMA}.{_q(info.short_name)} ({cols})")
+        schema_rows, table_rows, column_rows, key_rows, key_column_rows = [], [], [], [], []
+        for schema in self.schemas:
+            schema_rows.append((schema.name, None, schema.description, schema.schema_index))
+            for table in schema.tables:
+                table_rows.append(
+                    (schema.name, table.name, table.table_type, None, table.description,
+                     table.table_index)
+                )  # fmt: skip
+                for col in table.columns:
+                    column_rows.append(
+                        (table.name, col.name, col.datatype, col.arraysize, col.xtype, None,
+                         col.description, col.utype or None, col.unit or None, col.ucd or None,
+                         col.indexed, col.principal, col.std, col.column_index)
+                    )  # fmt: skip
+                for key in table.keys:
+                    key_rows.append(
+                        (key.key_id, key.from_table, key.target_table, key.description or None,
+                         None)
+                    )  # fmt: skip
+                    for f, t in zip(key.from_columns, key.target_columns, strict=False):
+                        key_column_rows.append((key.key_id, f, t))
+        for name, rows in (
+            ("schemas", schema_rows),
+            ("tables", table_rows),
+            ("columns", column_rows),
+            ("keys", key_rows),
+            ("key_columns", key_column_rows),
+        ):
+            if rows:
+                marks = ", ".join("?" * len(rows[0]))
+                db.executemany(f"INSERT INTO {TAP_SCHEMA}.{_q(name)} VALUES ({marks})", rows)
+
+    # ----- resolution ------------------------------------------------------------------
+    def all_tables(self) -> list[TableInfo]:
+        return [t for s in self.schemas for t in s.tables]
+
+    def resolve(self, schema: str | None, name: str, uploads: dict[str, pa.Table]) -> ResolvedTable:
+        """The table a (schema, name) in a query refers to."""
+        lowered = name.lower()
+        if schema and schema.lower() == "tap_upload":
+            for upload, data in uploads.items():
+                if upload.lower() == lowered:
+                    return ResolvedTable(
+                        "upload", f"TAP_UPLOAD.{upload}", None, f"__upload_{upload}",
+                        list(data.column_names), obj=data,
+                    )  # fmt: skip
+            hint = closest(name, list(uploads))
+            raise AdqlError(
+                f"Unknown uploaded table TAP_UPLOAD.{name}. "
+                + (f"Uploaded: {', '.join(uploads)}." if uploads else "Nothing was uploaded: "
+                   "pass UPLOAD=name,param:field with the VOTable in that form field.")
+                + (f" Did you mean {hint[0]}?" if hint else "")
+            )  # fmt: skip
+        wanted_schema = schema.lower() if schema else None
+        candidates = [
+            t
+            for t in self.all_tables()
+            if t.short_name.lower() == lowered
+            and (wanted_schema is None or t.schema.lower() == wanted_schema)
+        ]
+        if len(candidates) > 1:
+            raise AdqlError(
+                f"Table name {name} is ambiguous: qualify it as one of "
+                + ", ".join(t.name for t in candidates)
+                + "."
+            )
+        if not candidates:
+            full = f"{schema}.{name}" if schema else name
+            known = [t.name for t in self.all_tables()]
+            hint = closest(full, known) or closest(name, [t.short_name for t in self.all_tables()])
+            raise AdqlError(
+                f"Unknown table {full}."
+                + (f" Did you mean {', '.join(hint)}?" if hint else "")
+                + " The published tables are listed at /tables and in TAP_SCHEMA.tables."
+            )
+        info = candidates[0]
+        if info.schema == TAP_SCHEMA:
+            return ResolvedTable(
+                "tap_schema", info.name, TAP_SCHEMA, info.short_name, [c.name for c in info.columns]
+            )
+        hats = self.tables[info.name.lower()]
+        return ResolvedTable(
+            "hats",
+            info.name,
+            info.schema,
+            info.short_name,
+            [c.name for c in info.columns],
+            ra_column=hats.ra_column,
+            dec_column=hats.dec_column,
+            obj=hats,
+        )
+
+    def _pruned_source(self, table: HatsTable, cones: list[Cone]) -> tuple[str, int, int]:
+        chosen = None
+        for cone in cones:
+            pixels = cone_pixels(cone)
+            if pixels is None:
+                continue
+            order, ipix = pixels
+            touched = {(p.order, p.pixel) for p in table.touched(order, ipix)}
+            chosen = touched if chosen is None else chosen & touched
+        if chosen is None:
+            parts = table.partitions
+        else:
+            parts = [p for p in table.partitions if (p.order, p.pixel) in chosen]
+        return (
+            "(" + self._source_sql(table, [p.path for p in parts]) + ")",
+            len(parts),
+            len(table.partitions),
+        )
+
+    # ----- execution -------------------------------------------------------------------
+    def translate(self, adql: str, uploads: dict[str, pa.Table] | None = None) -> Translation:
+        uploads = uploads or {}
+        translator = Translator(
+            lambda schema, name: self.resolve(schema, name, uploads), self._pruned_source
+        )
+        return translator.translate(adql)
+
+    def execute(
+        self,
+        adql: str,
+        *,
+        maxrec: int | None = None,
+        uploads: dict[str, pa.Table] | None = None,
+        timeout: float | None = None,
+        on_cursor: Callable[[Callable[[], None]], None] | None = None,
+    ) -> QueryResult:
+        """Run one ADQL query; at most ``maxrec`` rows (``overflow`` set if there were more)."""
+        start = time.perf_counter()
+        uploads = uploads or {}
+        translation = self.translate(adql, uploads)
+        sql = translation.sql
+        if maxrec is not None:
+            sql = f"SELECT * FROM ({sql}) AS adql_result LIMIT {int(maxrec) + 1}"
+        cursor = self._db.cursor()
+        timer: threading.Timer | None = None
+        try:
+            for name, data in uploads.items():
+                cursor.register(f"__upload_{name}", data)
+            if on_cursor is not None:
+                on_cursor(cursor.interrupt)
+            if timeout:
+                timer = threading.Timer(timeout, cursor.interrupt)
+                timer.start()
+            try:
+                table = cursor.sql(sql).to_arrow_table()
+            except duckdb.InterruptException:
+                if timeout is None or time.perf_counter() - start < timeout:
+                    raise AdqlError("The query was aborted.") from None
+                raise AdqlError(
+                    f"The query ran longer than its {timeout:g} s execution limit and was stopped. "
+                    "Add a spatial constraint or a TOP, or run it as an async job with a longer "
+                    "EXECUTIONDURATION."
+                ) from None
+            except duckdb.Error as error:
+                raise self._explain(error, translation) from None
+        finally:
+            if timer is not None:
+                timer.cancel()
+            cursor.close()
+        overflow = maxrec is not None and table.num_rows > maxrec
+        if overflow and maxrec is not None:
+            table = table.slice(0, maxrec)
+        table = self._unique_names(table)
+        columns = self._describe(table, translation)
+        return QueryResult(
+            table=table,
+            columns=columns,
+            overflow=overflow,
+            translation=translation,
+            elapsed=time.perf_counter() - start,
+        )
+
+    @staticmethod
+    def _unique_names(table: pa.Table) -> pa.Table:
+        seen: dict[str, int] = {}
+        names = []
+        for name in table.column_names:
+            key = name.lower()
+            if key in seen:
+                seen[key] += 1
+                name = f"{name}_{seen[key]}"
+            else:
+                seen[key] = 1
+            names.append(name)
+        return table.rename_columns(names) if names != table.column_names else table
+
+    def _describe(self, table: pa.Table, translation: Translation) -> list[ColumnInfo]:
+        known: dict[str, ColumnInfo] = {}
+        for ref in translation.tables:
+            info = None
+            if ref.kind == "hats":
+                info = self.tables[ref.name.lower()].info
+            elif ref.kind == "tap_schema":
+                info = next(t for t in self.tap_schema.tables if t.name == ref.name)
+            elif ref.kind == "upload":
+                for fld in ref.obj.schema:
+                    fmeta = {k.decode(): v.decode() for k, v in (fld.metadata or {}).items()}
+                    known.setdefault(
+                        fld.name.lower(),
+                        ColumnInfo(
+                            name=fld.name, datatype=fmeta.get("datatype", ""),
+                            arraysize=fmeta.get("arraysize") or None,
+                            xtype=fmeta.get("xtype") or None, unit=fmeta.get("unit", ""),
+                            ucd=fmeta.get("ucd", ""),
+                        ),
+                    )  # fmt: skip
+            if info is not None:
+                for col in info.columns:
+                    known.setdefault(col.name.strip('"').lower(), col)
+        result = []
+        for position, (name, column) in enumerate(
+            zip(table.column_names, table.columns, strict=True)
+        ):
+            meta = known.get(name.lower())
+            arrow_type = column.type
+            if position in translation.xtypes:
+                result.append(
+                    ColumnInfo(name=name, datatype="double", arraysize="*",
+                               xtype=translation.xtypes[position], unit="deg")
+                )  # fmt: skip
+            elif meta is not None and not meta.datatype:
+                inferred = _infer(arrow_type)
+                inferred["xtype"] = meta.xtype or inferred.get("xtype")
+                result.append(
+                    ColumnInfo(name=name, unit=meta.unit, ucd=meta.ucd, **inferred)  # type: ignore[arg-type]
+                )
+            elif meta is not None and _compatible(meta.datatype, arrow_type):
+                result.append(
+                    ColumnInfo(
+                        name=name, datatype=meta.datatype, arraysize=meta.arraysize,
+                        xtype=meta.xtype, description=meta.description, unit=meta.unit,
+                        ucd=meta.ucd, utype=meta.utype,
+                    )
+                )  # fmt: skip
+            else:
+                result.append(ColumnInfo(name=name, **_infer(arrow_type)))  # type: ignore[arg-type]
+        return result
+
+    def _explain(self, error: duckdb.Error, translation: Translation) -> AdqlError:
+        text = str(error)
+        match = re.search(r'Referenced column "?([^"\s]+)"? not found', text)
+        if match is None:
+            match = re.search(r'column with name "?([^"\s]+)"? does not exist', text)
+        if match is not None:
+            missing = match.group(1)
+            columns = sorted({c for t in translation.tables for c in t.columns})
+            hint = closest(missing, columns)
+            tables = ", ".join(t.name for t in translation.tables)
+            return AdqlError(
+                f"Unknown column {missing} in {tables}."
+                + (f" Did you mean {', '.join(hint)}?" if hint else "")
+                + " The columns are listed at /tables and in TAP_SCHEMA.columns."
+            )
+        first = text.split("\n")[0]
+        first = re.sub(r"^[A-Za-z ]+ Error: ", "", first)
+        return AdqlError(f"The query could not be executed: {first}")
+
+    def pixel_cover(self, cone: Cone) -> tuple[int, np.ndarray] | None:
+        return cone_pixels(cone)
+
+
+def _compatible(datatype: str, arrow_type: pa.DataType) -> bool:
+    if pa.types.is_boolean(arrow_type):
+        return datatype == "boolean"
+    if pa.types.is_integer(arrow_type):
+        return datatype in {"short", "int", "long", "unsignedByte"}
+    if pa.types.is_floating(arrow_type):
+        return datatype in {"float", "double"}
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return datatype in {"char", "unicodeChar"}
+    if pa.types.is_timestamp(arrow_type):
+        return datatype == "char"
+    return False
+
+
+def _infer(arrow_type: pa.DataType) -> dict[str, str | None]:
+    if pa.types.is_boolean(arrow_type):
+        return {"datatype": "boolean"}
+    if (
+        pa.types.is_int8(arrow_type)
+        or pa.types.is_int16(arrow_type)
+        or pa.types.is_uint8(arrow_type)
+    ):
+        return {"datatype": "short"}
+    if pa.types.is_int32(arrow_type) or pa.types.is_uint16(arrow_type):
+        return {"datatype": "int"}
+    if pa.types.is_integer(arrow_type):
+        return {"datatype": "long"}
+    if pa.types.is_float32(arrow_type) or pa.types.is_float16(arrow_type):
+        return {"datatype": "float"}
+    if pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
+        return {"datatype": "double"}
+    if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type):
+        return {"datatype": "char", "arraysize": "*", "xtype": "timestamp"}
+    if pa.types.is_list(arrow_type) or pa.types.is_fixed_size_list(arrow_type):
+        return {"datatype": "double", "arraysize": "*"}
+    return {"datatype": "char", "arraysize": "*"}

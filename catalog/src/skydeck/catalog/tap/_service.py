@@ -1,0 +1,449 @@
+"""Services: TAP requests -> queries and UWS jobs.  Every protocol decision lives here."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import secrets
+import shutil
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ._adql import AdqlError
+from ._engine import Engine, QueryResult
+from ._formats import OutputFormat, find_format, serialise
+from ._store import JobRecord, JobStore
+from .config import TapSettings
+
+log = logging.getLogger(__name__)
+
+ACTIVE_PHASES = {"PENDING", "QUEUED", "EXECUTING", "HELD", "SUSPENDED"}
+FINAL_PHASES = {"COMPLETED", "ERROR", "ABORTED", "ARCHIVED"}
+
+
+class TapError(Exception):
+    """A request the service refuses; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass
+class QueryRequest:
+    """The TAP parameters of one query, validated."""
+
+    query: str
+    maxrec: int
+    fmt: OutputFormat
+    upload: str | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UserLimits:
+    """Per-user concurrency: at most N queries of one user run at once."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._running: dict[str, int] = defaultdict(int)
+        self._lock = threading.Lock()
+
+    def acquire(self, user: str) -> None:
+        with self._lock:
+            if self._running[user] >= self._limit:
+                raise TapError(
+                    f"You already have {self._limit} queries running, the most allowed at once. "
+                    "Wait for one to finish, or submit this one as an async job.",
+                    status=429,
+                )
+            self._running[user] += 1
+
+    def release(self, user: str) -> None:
+        with self._lock:
+            self._running[user] = max(0, self._running[user] - 1)
+
+
+class QueryService:
+    """Runs TAP queries: parameter checks, uploads, limits, execution, serialisation."""
+
+    def __init__(self, settings: TapSettings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.limits = UserLimits(settings.max_concurrent_per_user)
+
+    def parse(self, params: dict[str, str]) -> QueryRequest:
+        lang = params.get("LANG", "ADQL").strip().upper()
+        if lang not in {"ADQL", "ADQL-2.0", "ADQL-2.1"}:
+            raise TapError(f"LANG={params.get('LANG')} is not supported; use LANG=ADQL.")
+        request = params.get("REQUEST", "doQuery")
+        if request.lower() != "doquery":
+            raise TapError(f"REQUEST={request} is not supported; use REQUEST=doQuery (or omit it).")
+        query = params.get("QUERY")
+        if not query or not query.strip():
+            raise TapError("The QUERY parameter is missing: give an ADQL query in QUERY.")
+        maxrec = self.settings.default_maxrec
+        if params.get("MAXREC", "").strip():
+            try:
+                maxrec = int(params["MAXREC"])
+            except ValueError:
+                raise TapError(f"MAXREC={params['MAXREC']} is not an integer.") from None
+            if maxrec < 0:
+                raise TapError("MAXREC must be zero or positive.")
+        maxrec = min(maxrec, self.settings.max_maxrec)
+        try:
+            fmt = find_format(params.get("RESPONSEFORMAT") or params.get("FORMAT"))
+        except ValueError as error:
+            raise TapError(str(error)) from None
+        return QueryRequest(query=query, maxrec=maxrec, fmt=fmt, upload=params.get("UPLOAD"))
+
+    def load_uploads(self, spec: str | None, files: dict[str, bytes]) -> dict[str, pa.Table]:
+        """UPLOAD=name,param:field;name2,https://... -> tables by name."""
+        if not spec:
+            return {}
+        tables: dict[str, pa.Table] = {}
+        for item in spec.split(";"):
+            if not item.strip():
+                continue
+            name, _, source = item.partition(",")
+            name, source = name.strip(), source.strip()
+            if not name.isidentifier():
+                raise TapError(f"UPLOAD table name '{name}' is not a valid ADQL identifier.")
+            if source.startswith("param:"):
+                field = source[len("param:") :]
+                if field not in files:
+                    raise TapError(
+                        f"UPLOAD names form field '{field}', but the request has no such file part."
+                    )
+                content = files[field]
+            elif source.startswith(("http://", "https://")):
+                content = self._fetch(source)
+            else:
+                raise TapError(
+                    f"UPLOAD source '{source}' is not understood: use param:<field> for an inline "
+                    "VOTable (or an http(s) URL if the operator allows that host)."
+                )
+            if len(content) > self.settings.max_upload_bytes:
+                raise TapError(
+                    f"UPLOAD {name} is {len(content)} bytes; the limit is "
+                    f"{self.settings.max_upload_bytes}.",
+                    status=413,
+                )
+            tables[name] = self._votable_to_arrow(name, content)
+        return tables
+
+    def _fetch(self, url: str) -> bytes:
+        host = urlparse(url).hostname or ""
+        if host not in self.settings.upload_allowed_hosts:
+            raise TapError(
+                f"UPLOAD from {url} refused: this service fetches URLs only from hosts the "
+                "operator allows (SKYDECK_TAP_UPLOAD_ALLOWED_HOSTS). Upload the table inline "
+                "instead (UPLOAD=name,param:field with the VOTable as a multipart file).",
+                status=403,
+            )
+        import httpx
+
+        with httpx.stream("GET", url, timeout=30, follow_redirects=False) as response:
+            response.raise_for_status()
+            chunks = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > self.settings.max_upload_bytes:
+                    raise TapError("UPLOAD larger than the configured limit.", status=413)
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def _votable_to_arrow(name: str, content: bytes) -> pa.Table:
+        from astropy.io.votable import parse_single_table
+
+        try:
+            table = parse_single_table(io.BytesIO(content)).to_table(use_names_over_ids=True)
+        except Exception as error:
+            raise TapError(f"UPLOAD {name} is not a readable VOTable: {error}") from None
+        arrays = []
+        fields = []
+        for colname in table.colnames:
+            column = table[colname]
+            data = column.filled() if hasattr(column, "filled") else column
+            mask = getattr(column, "mask", None)
+            values = data.tolist() if data.dtype.kind == "O" else data
+            array = pa.array(values, mask=None if mask is None or data.dtype.kind == "O" else mask)
+            meta = column.meta or {}
+            described = {
+                "unit": str(column.unit or ""),
+                "ucd": str(meta.get("ucd", "") or ""),
+                "xtype": str(meta.get("xtype", "") or ""),
+            }
+            arrays.append(array)
+            fields.append(pa.field(colname, array.type, metadata=described))
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+    def run(
+        self,
+        user: str,
+        request: QueryRequest,
+        uploads: dict[str, pa.Table],
+        timeout: float,
+        on_cursor: Callable[[Callable[[], None]], None] | None = None,
+    ) -> QueryResult:
+        self.limits.acquire(user)
+        try:
+            return self.engine.execute(
+                request.query,
+                maxrec=request.maxrec,
+                uploads=uploads,
+                timeout=timeout,
+                on_cursor=on_cursor,
+            )
+        finally:
+            self.limits.release(user)
+
+    def render(self, request: QueryRequest, result: QueryResult) -> bytes:
+        return serialise(
+            request.fmt,
+            result.table,
+            result.columns,
+            overflow=result.overflow,
+            infos=[("QUERY", request.query)],
+        )
+
+    def sync(self, user: str, params: dict[str, str], files: dict[str, bytes]) -> tuple[bytes, str]:
+        """Run a /sync query; the serialised result and its MIME type."""
+        request = self.parse(params)
+        uploads = self.load_uploads(request.upload, files)
+        try:
+            result = self.run(user, request, uploads, self.settings.sync_timeout)
+        except AdqlError as error:
+            raise TapError(error.message) from None
+        return self.render(request, result), request.fmt.mime
+
+
+class JobService:
+    """The UWS job lifecycle over a `JobStore`, executing jobs on a thread pool."""
+
+    def __init__(self, settings: TapSettings, queries: QueryService, store: JobStore) -> None:
+        self.settings = settings
+        self.queries = queries
+        self.store = store
+        self.results_dir = settings.data_dir / "results"
+        self.uploads_dir = settings.data_dir / "uploads"
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        self.uploads_dir.mkdir(parents=True, exist_ok=True)
+        self._pool = ThreadPoolExecutor(settings.async_workers, thread_name_prefix="tap-job")
+        self._interrupts: dict[str, Callable[[], None]] = {}
+        self._lock = threading.Lock()
+
+    # ----- lifecycle ---------------------------------------------------------------------
+    def recover(self) -> None:
+        """After a restart: queued jobs run again, interrupted ones are marked as errors."""
+        for job in self.store.find(phases=["EXECUTING"]):
+            self.store.update(
+                job.job_id,
+                phase="ERROR",
+                end_time=_now(),
+                error="The TAP service restarted while this job was executing. Run it again.",
+            )
+        for job in self.store.find(phases=["QUEUED"]):
+            self._pool.submit(self._execute, job.job_id)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            interrupts = list(self._interrupts.values())
+        for interrupt in interrupts:
+            interrupt()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def purge_expired(self) -> int:
+        expired = self.store.expired(_now())
+        for job in expired:
+            self.delete(job)
+        return len(expired)
+
+    # ----- operations -----------------------------------------------------------------
+    def create(self, owner: str, params: dict[str, str], files: dict[str, bytes]) -> JobRecord:
+        job_id = secrets.token_hex(8)
+        stored = {k: v for k, v in params.items() if k not in {"PHASE"}}
+        if params.get("UPLOAD"):
+            uploads = self.queries.load_uploads(params["UPLOAD"], files)
+            folder = self.uploads_dir / job_id
+            folder.mkdir(parents=True)
+            for name, table in uploads.items():
+                pq.write_table(table, folder / f"{name}.parquet")
+            stored["UPLOAD"] = ";".join(f"{n},stored:{n}" for n in uploads)
+        duration = self._duration(params.get("EXECUTIONDURATION"))
+        job = JobRecord(
+            job_id=job_id,
+            owner=owner,
+            phase="PENDING",
+            parameters=stored,
+            creation_time=_now(),
+            execution_duration=duration,
+            destruction=_now() + timedelta(days=self.settings.retention_days),
+            run_id=params.get("RUNID"),
+        )
+        self.store.add(job)
+        if params.get("PHASE", "").upper() == "RUN":
+            self.start(job)
+        return self.store.get(job_id) or job
+
+    def _duration(self, value: str | None) -> int:
+        if value is None or not str(value).strip():
+            return self.settings.async_default_duration
+        try:
+            seconds = int(float(value))
+        except ValueError:
+            raise TapError(f"EXECUTIONDURATION={value} is not a number of seconds.") from None
+        if seconds <= 0:
+            return self.settings.async_max_duration
+        return min(seconds, self.settings.async_max_duration)
+
+    def get(self, job_id: str, owner: str) -> JobRecord:
+        job = self.store.get(job_id)
+        if job is None or job.owner != owner:
+            raise TapError(f"No job {job_id} (it may have expired or belong to someone else).", 404)
+        return job
+
+    def list(
+        self, owner: str, phases: list[str], after: datetime | None, last: int | None
+    ) -> list[JobRecord]:
+        if not phases:
+            phases = sorted((ACTIVE_PHASES | FINAL_PHASES) - {"ARCHIVED"})
+        return self.store.find(owner=owner, phases=phases, after=after, last=last)
+
+    def set_parameters(self, job: JobRecord, params: dict[str, str]) -> None:
+        if job.phase != "PENDING":
+            raise TapError(
+                f"Job {job.job_id} is {job.phase}; parameters can change only while PENDING."
+            )
+        merged = {**job.parameters, **{k: v for k, v in params.items() if k != "PHASE"}}
+        values: dict[str, Any] = {"parameters": merged}
+        if "EXECUTIONDURATION" in params:
+            values["execution_duration"] = self._duration(params["EXECUTIONDURATION"])
+        if "RUNID" in params:
+            values["run_id"] = params["RUNID"]
+        self.store.update(job.job_id, **values)
+
+    def set_duration(self, job: JobRecord, value: str) -> None:
+        if job.phase != "PENDING":
+            raise TapError(f"Job {job.job_id} is {job.phase}; executionduration is fixed now.")
+        self.store.update(job.job_id, execution_duration=self._duration(value))
+
+    def set_destruction(self, job: JobRecord, value: str) -> None:
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise TapError(f"DESTRUCTION={value} is not an ISO 8601 time.") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        latest = job.creation_time + timedelta(days=self.settings.retention_days)
+        self.store.update(job.job_id, destruction=min(when, latest))
+
+    def start(self, job: JobRecord) -> None:
+        if job.phase not in {"PENDING", "HELD"}:
+            if job.phase in {"QUEUED", "EXECUTING", "COMPLETED"}:
+                return  # idempotent
+            raise TapError(f"Job {job.job_id} is {job.phase} and cannot be run.", 400)
+        if "QUERY" not in job.parameters:
+            raise TapError("The job has no QUERY parameter; set one before PHASE=RUN.")
+        if self.store.update(job.job_id, only_if_phase={"PENDING", "HELD"}, phase="QUEUED"):
+            self._pool.submit(self._execute, job.job_id)
+
+    def abort(self, job: JobRecord) -> None:
+        if job.phase in FINAL_PHASES:
+            return
+        self.store.update(job.job_id, only_if_phase=ACTIVE_PHASES, phase="ABORTED", end_time=_now())
+        with self._lock:
+            interrupt = self._interrupts.get(job.job_id)
+        if interrupt is not None:
+            interrupt()
+
+    def delete(self, job: JobRecord) -> None:
+        self.abort(job)
+        self.store.delete(job.job_id)
+        if job.result_path:
+            Path(job.result_path).unlink(missing_ok=True)
+        shutil.rmtree(self.uploads_dir / job.job_id, ignore_errors=True)
+
+    async def wait(self, job: JobRecord, timeout: float, owner: str) -> JobRecord:
+        """UWS 1.1 blocking: wait up to ``timeout`` s while the job stays in its active phase."""
+        if job.phase not in ACTIVE_PHASES:
+            return job
+        deadline = asyncio.get_running_loop().time() + min(timeout, 600)
+        start_phase = job.phase
+        while asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+            job = self.get(job.job_id, owner)
+            if job.phase != start_phase:
+                break
+        return job
+
+    # ----- execution ------------------------------------------------------------------
+    def _execute(self, job_id: str) -> None:
+        job = self.store.get(job_id)
+        if job is None or not self.store.update(
+            job_id, only_if_phase={"QUEUED"}, phase="EXECUTING", start_time=_now()
+        ):
+            return
+        try:
+            params = dict(job.parameters)
+            upload_spec = params.pop("UPLOAD", None)
+            request = self.queries.parse(params)
+            uploads = {}
+            if upload_spec:
+                for item in upload_spec.split(";"):
+                    name = item.split(",")[0]
+                    uploads[name] = pq.read_table(self.uploads_dir / job_id / f"{name}.parquet")
+
+            def remember(interrupt: Callable[[], None]) -> None:
+                with self._lock:
+                    self._interrupts[job_id] = interrupt
+
+            result = self.queries.run(
+                job.owner, request, uploads, float(job.execution_duration), on_cursor=remember
+            )
+            body = self.queries.render(request, result)
+            path = self.results_dir / f"{job_id}.{request.fmt.extension}"
+            path.write_bytes(body)
+            done = self.store.update(
+                job_id,
+                only_if_phase={"EXECUTING"},
+                phase="COMPLETED",
+                end_time=_now(),
+                result_path=str(path),
+                result_mime=request.fmt.mime,
+                result_rows=result.table.num_rows,
+                result_size=len(body),
+                overflow=result.overflow,
+            )
+            if not done:
+                path.unlink(missing_ok=True)  # aborted meanwhile
+        except (AdqlError, TapError) as error:
+            self.store.update(
+                job_id, only_if_phase={"EXECUTING"}, phase="ERROR", end_time=_now(),
+                error=error.message,
+            )  # fmt: skip
+        except Exception as error:  # a job must end in a phase, whatever happened
+            log.exception("job %s failed", job_id)
+            self.store.update(
+                job_id, only_if_phase={"EXECUTING"}, phase="ERROR", end_time=_now(),
+                error=f"Internal error while executing the query: {error}",
+            )  # fmt: skip
+        finally:
+            with self._lock:
+                self._interrupts.pop(job_id, None)

@@ -1,0 +1,102 @@
+"""The TAP service's one settings object (environment variables prefixed ``SKYDECK_TAP_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TapSettings(BaseSettings):
+    """Everything an operator can set; each field is ``SKYDECK_TAP_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SKYDECK_TAP_", extra="ignore", populate_by_name=True
+    )
+
+    release: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SKYDECK_TAP_RELEASE", "SKYDECK_RELEASE"),
+        description="The published release directory (manifest.json, hats/, schema/).",
+    )
+    data_dir: Path = Field(
+        default=Path("tap-data"),
+        description="Where async job results and the default SQLite job database live.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the UWS job database; default sqlite in data_dir. "
+        "PostgreSQL: postgresql+psycopg://user:pass@host/db.",
+    )
+    path_prefix: str = Field(
+        default="",
+        validation_alias=AliasChoices("SKYDECK_TAP_PATH_PREFIX", "JUPYTERHUB_SERVICE_PREFIX"),
+        description="URL path the service is mounted at (e.g. /services/tap).",
+    )
+    auth: Literal["hub", "none"] | None = Field(
+        default=None,
+        description="'hub' validates hub tokens against the hub API; 'none' lets everyone in as "
+        "'anonymous' (standalone use only). Default: hub when JUPYTERHUB_API_URL is set.",
+    )
+    hub_api_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("SKYDECK_TAP_HUB_API_URL", "JUPYTERHUB_API_URL")
+    )
+    hub_api_token: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SKYDECK_TAP_HUB_API_TOKEN", "JUPYTERHUB_API_TOKEN"),
+    )
+    token_cache_seconds: float = Field(
+        default=60.0, description="How long a valid token is trusted."
+    )
+    default_maxrec: int = Field(default=100_000, description="MAXREC when the client gives none.")
+    max_maxrec: int = Field(default=10_000_000, description="Ceiling on MAXREC for every user.")
+    sync_timeout: float = Field(default=600.0, description="Execution limit of /sync queries (s).")
+    async_default_duration: int = Field(default=3600, description="Default async limit (s).")
+    async_max_duration: int = Field(default=4 * 3600, description="Hard async limit (s).")
+    max_concurrent_per_user: int = Field(default=4, description="Queries running at once per user.")
+    async_workers: int = Field(default=2, description="Async jobs executed at once, all users.")
+    retention_days: float = Field(default=7.0, description="Async jobs and results kept this long.")
+    max_upload_bytes: int = Field(default=50_000_000, description="Largest accepted UPLOAD.")
+    upload_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts UPLOAD may fetch http(s) URLs from; empty means URLs are refused.",
+    )
+    duckdb_threads: int | None = Field(default=None, description="DuckDB threads (default: all).")
+    duckdb_memory_limit: str | None = Field(default=None, description="e.g. '2GB'.")
+    dask_scheduler: str | None = Field(
+        default=None, description="Dask scheduler address; multi-partition scans fan out to it."
+    )
+
+    @model_validator(mode="after")
+    def _defaults(self) -> TapSettings:
+        if self.auth is None:
+            self.auth = "hub" if self.hub_api_url else "none"
+        if self.auth == "hub" and not self.hub_api_url:
+            raise ValueError(
+                "SKYDECK_TAP_AUTH=hub needs the hub API URL: set JUPYTERHUB_API_URL "
+                "(the hub does this for managed services) or SKYDECK_TAP_HUB_API_URL."
+            )
+        self.path_prefix = "/" + self.path_prefix.strip("/") if self.path_prefix.strip("/") else ""
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'jobs.sqlite3').absolute()}"
+
+    def require_release(self) -> Path:
+        if self.release is None:
+            raise ValueError(
+                "No release: pass --release DIR or set SKYDECK_TAP_RELEASE (or SKYDECK_RELEASE) "
+                "to a published release directory, e.g. <data>/release from `skydeck data build`."
+            )
+        return self.release
+
+
+def settings_from_env(**overrides: object) -> TapSettings:
+    """Settings from the environment, with explicit overrides (used by the CLI and tests)."""
+    values = {k: v for k, v in overrides.items() if v is not None}
+    return TapSettings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,29 @@
+"""The JupyterHub managed-service definition (entry point ``skydeck.services: tap``)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Protocol
+
+
+class _Context(Protocol):  # skydeck.hub.services.ServiceContext, without importing the hub
+    name: str
+    port: int
+    state_dir: Any
+    release_dir: Any
+    hub_api_url: str
+
+
+def hub_service(context: _Context) -> dict[str, Any]:
+    """Run ``python -m skydeck.catalog.tap`` behind the hub at ``/services/<name>/``."""
+    arguments = ["--host", "127.0.0.1", "--port", str(context.port)]
+    arguments += ["--release", str(context.release_dir), "--data-dir", str(context.state_dir)]
+    arguments += ["--auth", "hub"]
+    return {
+        "name": context.name,
+        "command": [sys.executable, "-m", "skydeck.catalog.tap", *arguments],
+        "environment": {
+            "SKYDECK_TAP_RELEASE": str(context.release_dir),
+            "SKYDECK_TAP_DATA_DIR": str(context.state_dir),
+        },
+    }
