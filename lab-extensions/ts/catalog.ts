@@ -1,12 +1,7 @@
-/** Catalog browser: TAP tables and columns from VOSI `/tables`, a filter, insert-ADQL. */
+/** The catalog browser panel: TAP tables and columns, a filter box, insert-ADQL. */
 
-import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { INotebookTracker } from '@jupyterlab/notebook';
-import { tableRowsIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
-import { requestText } from './api';
-import { insertCode } from './notebook';
 import {
   adqlQuery,
   filterSchemas,
@@ -49,7 +44,6 @@ export class CatalogPanel extends Widget {
     this.id = 'jp-skydeck-catalog';
     this.addClass('jp-skydeck-panel');
     this.addClass('jp-skydeck-catalog');
-    this.title.icon = tableRowsIcon;
     this.title.caption = 'Catalog browser (TAP tables)';
     const header = element('div', 'jp-skydeck-panel-header');
     header.appendChild(element('h2', 'jp-skydeck-panel-title', 'Catalog'));
@@ -146,21 +140,3 @@ export class CatalogPanel extends Widget {
     return details;
   }
 }
-
-export const catalogPlugin: JupyterFrontEndPlugin<void> = {
-  id: 'skydeck-labextension:catalog',
-  description: 'A side panel listing the TAP tables and columns, with insert-ADQL.',
-  autoStart: true,
-  optional: [INotebookTracker],
-  activate: (app: JupyterFrontEnd, tracker: INotebookTracker | null) => {
-    const panel = new CatalogPanel({
-      load: () => requestText('tap/tables'),
-      insert: source => insertCode(app, tracker, source)
-    });
-    app.shell.add(panel, 'left', { rank: 700 });
-    app.commands.addCommand('skydeck:show-catalog', {
-      label: 'Show the Catalog Browser',
-      execute: () => app.shell.activateById(panel.id)
-    });
-  }
-};

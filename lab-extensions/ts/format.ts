@@ -37,3 +37,11 @@ export function formatDuration(seconds: number): string {
   }
   return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
+
+/** The hub's logout address, or null when this lab does not run under JupyterHub. */
+export function hubLogoutUrl(hubHost: string, hubPrefix: string): string | null {
+  if (!hubPrefix) {
+    return null;
+  }
+  return `${hubHost}${hubPrefix.endsWith('/') ? hubPrefix : hubPrefix + '/'}logout`;
+}

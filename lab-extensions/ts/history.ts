@@ -1,13 +1,7 @@
-/** Query history: the user's recent async TAP jobs, with load-result and run-again. */
+/** The query history panel: recent async TAP jobs, with load-result and run-again. */
 
-import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { Notification } from '@jupyterlab/apputils';
-import { INotebookTracker } from '@jupyterlab/notebook';
-import { historyIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
-import { requestJSON, requestText } from './api';
-import { insertCode } from './notebook';
 import { IJob, parseJob, parseJobList, resultCellSource } from './uws';
 
 /** How many of the newest jobs are shown (each needs one request for its details). */
@@ -18,6 +12,7 @@ export interface IHistoryOptions {
   getJob: (id: string) => Promise<string>;
   rerun: (query: string) => Promise<void>;
   insert: (source: string) => Promise<void>;
+  notify: (message: string, isError: boolean) => void;
 }
 
 /** Local date and time of an ISO timestamp, or the text itself when unparsable. */
@@ -50,7 +45,6 @@ export class HistoryPanel extends Widget {
     this.id = 'jp-skydeck-history';
     this.addClass('jp-skydeck-panel');
     this.addClass('jp-skydeck-history');
-    this.title.icon = historyIcon;
     this.title.caption = 'Query history (TAP jobs)';
     const header = document.createElement('div');
     header.className = 'jp-skydeck-panel-header';
@@ -124,9 +118,9 @@ export class HistoryPanel extends Widget {
     again.addEventListener('click', async () => {
       try {
         await this.options.rerun(job.query);
-        Notification.success('The query was submitted again.', { autoClose: 4000 });
+        this.options.notify('The query was submitted again.', false);
       } catch (error) {
-        Notification.error(`Could not run the query again: ${(error as Error).message}`);
+        this.options.notify(`Could not run the query again: ${(error as Error).message}`, true);
       }
       await this.refresh();
     });
@@ -141,26 +135,3 @@ export class HistoryPanel extends Widget {
     return item;
   }
 }
-
-export const historyPlugin: JupyterFrontEndPlugin<void> = {
-  id: 'skydeck-labextension:history',
-  description: 'Your recent asynchronous TAP queries, to load or run again.',
-  autoStart: true,
-  optional: [INotebookTracker],
-  activate: (app: JupyterFrontEnd, tracker: INotebookTracker | null) => {
-    const panel = new HistoryPanel({
-      listJobs: () => requestText(`tap/async?LAST=${HISTORY_LENGTH}`),
-      getJob: id => requestText(`tap/async/${encodeURIComponent(id)}`),
-      rerun: async query => {
-        const body = new URLSearchParams({ REQUEST: 'doQuery', LANG: 'ADQL', QUERY: query, PHASE: 'RUN' });
-        await requestJSON('tap/async', {
-          method: 'POST',
-          body: body.toString(),
-          headers: { 'Content-Type': 'application/x-www-form-urlencoded' }
-        });
-      },
-      insert: source => insertCode(app, tracker, source)
-    });
-    app.shell.add(panel, 'left', { rank: 710 });
-  }
-};

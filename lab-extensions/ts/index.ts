@@ -2,10 +2,10 @@
 
 import { JupyterFrontEndPlugin } from '@jupyterlab/application';
 
-import { catalogPlugin } from './catalog';
-import { historyPlugin } from './history';
+import { catalogPlugin } from './catalog-plugin';
+import { historyPlugin } from './history-plugin';
 import { logoutPlugin } from './logout';
-import { statusPlugin } from './status';
+import { statusPlugin } from './status-plugin';
 import { tutorialsPlugin } from './tutorials';
 
 const plugins: JupyterFrontEndPlugin<any>[] = [

@@ -2,15 +2,13 @@
 
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { Dialog, ICommandPalette, showDialog } from '@jupyterlab/apputils';
-import { PageConfig, URLExt } from '@jupyterlab/coreutils';
+import { PageConfig } from '@jupyterlab/coreutils';
 import { IMainMenu } from '@jupyterlab/mainmenu';
+
+import { hubLogoutUrl } from './format';
 
 export const SAVE_AND_LOGOUT = 'skydeck:save-all-and-logout';
 
-/** The hub's logout address, or null when this lab does not run under JupyterHub. */
-export function hubLogoutUrl(hubHost: string, hubPrefix: string): string | null {
-  return hubPrefix ? hubHost + URLExt.join(hubPrefix, 'logout') : null;
-}
 
 export const logoutPlugin: JupyterFrontEndPlugin<void> = {
   id: 'skydeck-labextension:logout',

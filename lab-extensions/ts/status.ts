@@ -1,10 +1,7 @@
 /** Status bar: memory, Dask workers, home storage, and a keep-alive control. */
 
-import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { IStatusBar } from '@jupyterlab/statusbar';
 import { Widget } from '@lumino/widgets';
 
-import { requestJSON } from './api';
 import { formatBytes, formatDuration, usedOf } from './format';
 
 export interface IStatus {
@@ -99,23 +96,3 @@ export class StatusItem extends Widget {
     }
   }
 }
-
-export const statusPlugin: JupyterFrontEndPlugin<void> = {
-  id: 'skydeck-labextension:status',
-  description: 'Memory, Dask workers and storage against your limits; keep-alive.',
-  autoStart: true,
-  optional: [IStatusBar],
-  activate: (app: JupyterFrontEnd, statusBar: IStatusBar | null) => {
-    if (!statusBar) {
-      return;
-    }
-    const item = new StatusItem(
-      () => requestJSON<IStatus>('status?no_track_activity=1'),
-      async () => {
-        await requestJSON('keepalive', { method: 'POST', body: '{}' });
-      }
-    );
-    statusBar.registerStatusItem('skydeck-labextension:status', { item, align: 'left', rank: 50 });
-    item.start();
-  }
-};

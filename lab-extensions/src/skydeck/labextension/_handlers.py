@@ -74,7 +74,7 @@ class TapHandler(_Base):
         self.tap = tap
 
     async def _forward(self, path: str, method: str) -> None:
-        if not TAP_PATHS.match(path):
+        if not TAP_PATHS.match(path) or any(part in (".", "..") for part in path.split("/")):
             self.write_error_json(404, f"{path!r} is not a TAP endpoint this lab passes on.")
             return
         try:
@@ -96,8 +96,7 @@ class TapHandler(_Base):
             self.finish(json.dumps({"location": reply.location, "job_id": job}))
             return
         self.set_status(reply.status)
-        self.set_header("Content-Type", reply.content_type)
-        self.finish(reply.body)
+        self.finish(reply.body, set_content_type=reply.content_type)
 
     @web.authenticated
     async def get(self, path: str) -> None:
@@ -121,8 +120,7 @@ class QuotaHandler(_Base):
             self.write_error_json(error.status, str(error), service="quota")
             return
         self.set_status(reply.status)
-        self.set_header("Content-Type", reply.content_type)
-        self.finish(reply.body)
+        self.finish(reply.body, set_content_type=reply.content_type)
 
 
 class StatusHandler(_Base):
