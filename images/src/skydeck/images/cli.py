@@ -1,0 +1,116 @@
+"""``skydeck data ...``: build the data release (installed through ``skydeck.commands``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+class RichReporter:
+    """Shows one rich progress bar per build stage."""
+
+    def __init__(self, progress: Any) -> None:
+        self._progress = progress
+        self._tasks: dict[str, Any] = {}
+
+    def start(self, stage: str, total: int) -> None:
+        if stage in self._tasks:
+            self._progress.update(self._tasks[stage], total=total, completed=0)
+        else:
+            self._tasks[stage] = self._progress.add_task(stage, total=total)
+
+    def advance(self, stage: str, steps: int = 1) -> None:
+        self._progress.advance(self._tasks[stage], steps)
+
+    def done(self, stage: str, seconds: float) -> None:
+        task = self._tasks.get(stage)
+        if task is not None:
+            total = self._progress.tasks[task].total or 1
+            self._progress.update(task, completed=total, description=f"{stage} ({seconds:.1f}s)")
+
+    def message(self, text: str) -> None:
+        self._progress.console.print(text)
+
+
+@click.group()
+def data() -> None:
+    """Build and inspect the Skydeck data release."""
+
+
+@data.command()
+@click.option(
+    "--data-dir",
+    default="skydeck-data",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Skydeck data directory; the release is published as <data-dir>/release.",
+)
+@click.option(
+    "--size",
+    default="demo",
+    show_default=True,
+    type=click.Choice(["tiny", "demo"]),
+    help="tiny: for tests (seconds); demo: what the tutorials use (minutes).",
+)
+@click.option(
+    "--seed", default=42, show_default=True, type=int, help="Random seed (deterministic)."
+)
+@click.option(
+    "--registry",
+    default=None,
+    help="Butler registry database URL (e.g. postgresql://user@host/db); default SQLite.",
+)
+@click.option(
+    "--datastore",
+    default=None,
+    help="Butler datastore root URI (e.g. s3://bucket/prefix); default inside the repository.",
+)
+def build(
+    data_dir: Path, size: str, seed: int, registry: str | None, datastore: str | None
+) -> None:
+    """Simulate, process and publish the data release into DATA_DIR/release."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from skydeck.images.release.build import BuildError, BuildOptions, build_release
+
+    options = BuildOptions(
+        data_dir=data_dir.resolve(), size=size, seed=seed, registry=registry, datastore=datastore
+    )
+    with Progress(
+        TextColumn("{task.description:<18}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ) as progress:
+        try:
+            layout = build_release(options, RichReporter(progress))
+        except BuildError as error:
+            click.echo(f"skydeck data build: error: {error}", err=True)
+            sys.exit(2)
+    click.echo(f"Release published at {layout.root}")
+
+
+@data.command()
+@click.option(
+    "--data-dir",
+    default="skydeck-data",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Skydeck data directory.",
+)
+def info(data_dir: Path) -> None:
+    """Show what the published release contains."""
+    from skydeck.catalog.release import ReleaseLayout, ReleaseNotFoundError
+
+    layout = ReleaseLayout.in_data_dir(data_dir)
+    try:
+        catalogs = layout.catalogs()
+    except ReleaseNotFoundError as error:
+        click.echo(f"skydeck data info: {error}", err=True)
+        sys.exit(1)
+    click.echo(f"Release at {layout.root}")
+    for entry in catalogs:
+        click.echo(f"  {entry.name:<14} {entry.rows:>9} rows  {entry.path}")

@@ -1,0 +1,184 @@
+"""The release's Butler repository: creation, dimension records, simulated inputs.
+
+The registry is SQLite by default (``registry_url`` may name PostgreSQL) and the
+datastore a local file store inside the repository (``datastore_uri`` may be an
+``s3://`` prefix). Dimension records carry sphgeom regions (visits, visit/detector
+pairs, tracts and patches), so spatial ``where`` clauses work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from skydeck.images.release._config import INSTRUMENT, ReleaseSize
+from skydeck.images.release._geometry import (
+    SkyMapSpec,
+    VisitPlan,
+    detector_wcs,
+    physical_filter,
+    polygon_region,
+    wcs_corners,
+)
+
+#: RUN collection with the simulated inputs (visit images, truth).
+INPUT_RUN = f"{INSTRUMENT}/sim"
+#: RUN collection with the skymap definition.
+SKYMAP_RUN = "skymaps"
+#: CHAINED collection with the pipeline outputs followed by all inputs (what users read).
+OUTPUT_CHAIN = "skydeck/drp"
+#: RUN collection the pipeline writes into (first member of ``OUTPUT_CHAIN``).
+OUTPUT_RUN = "skydeck/drp/run"
+#: Default collection to read everything from.
+DEFAULT_COLLECTION = OUTPUT_CHAIN
+
+VISIT_IMAGE = "visit_image"
+TRUTH = "truth_catalog"
+SKYMAP_DATASET = "skyMap"
+
+
+def create_repo(
+    root: str, *, registry_url: str | None = None, datastore_uri: str | None = None
+) -> Any:
+    """Create an empty repository at ``root`` and return a writeable Butler on it."""
+    from lsst.daf.butler import Butler, Config
+
+    config = Config()
+    if registry_url:
+        namespace = "skydeck_" + hashlib.sha1(str(root).encode()).hexdigest()[:10]
+        config["registry"] = {"db": registry_url, "namespace": namespace}
+    if datastore_uri:
+        config["datastore"] = {
+            "cls": "lsst.daf.butler.datastores.fileDatastore.FileDatastore",
+            "root": datastore_uri.rstrip("/") + "/",
+        }
+    Butler.makeRepo(str(root), config=config)
+    return Butler.from_config(str(root), writeable=True)
+
+
+def _timespan(plan: VisitPlan) -> Any:
+    from astropy.time import Time
+    from lsst.daf.butler import Timespan
+
+    begin = Time(plan.mjd, format="mjd", scale="tai")
+    end = Time(plan.mjd + plan.exposure_time / 86400.0, format="mjd", scale="tai")
+    return Timespan(begin, end)
+
+
+def register_dimensions(
+    butler: Any, size: ReleaseSize, plans: Iterable[VisitPlan], skymap: SkyMapSpec
+) -> None:
+    """Insert instrument, filters, detectors, visits (with regions) and the skymap."""
+    from lsst.daf.butler import Timespan
+    from lsst.sphgeom import ConvexPolygon
+
+    from skydeck.images.release._instrument import SkydeckCam
+
+    registry = butler.registry
+    SkydeckCam().register(registry)
+    plans = list(plans)
+    n = size.detector_pixels
+    nights: dict[int, Any] = {}
+    for plan in plans:
+        nights.setdefault(plan.day_obs, plan)
+    with registry.transaction():
+        for day, plan in nights.items():
+            from astropy.time import Time
+
+            start = Time(plan.mjd - 0.5, format="mjd", scale="tai")
+            registry.syncDimensionData(
+                "day_obs",
+                {"instrument": INSTRUMENT, "id": day, "timespan": Timespan(start, start + 1.0)},
+            )
+        for plan in plans:
+            corners_all: list[tuple[float, float]] = []
+            det_regions = {}
+            for det in range(size.detectors_x * size.detectors_y):
+                corners = wcs_corners(detector_wcs(size, plan, det), n, n)
+                det_regions[det] = polygon_region(corners)
+                corners_all.extend(corners)
+            visit_region = ConvexPolygon.convexHull(
+                [v for r in det_regions.values() for v in r.getVertices()]
+            )
+            registry.syncDimensionData(
+                "visit",
+                {
+                    "instrument": INSTRUMENT,
+                    "id": plan.visit,
+                    "name": f"SC_{plan.visit}",
+                    "physical_filter": physical_filter(plan.band),
+                    "day_obs": plan.day_obs,
+                    "seq_num": plan.seq_num,
+                    "exposure_time": plan.exposure_time,
+                    "target_name": "skydeck-field",
+                    "observation_reason": "science",
+                    "science_program": "skydeck-sim",
+                    "azimuth": 0.0,
+                    "zenith_angle": 30.0,
+                    "region": visit_region,
+                    "timespan": _timespan(plan),
+                },
+            )
+            registry.syncDimensionData(
+                "visit_system_membership",
+                {"instrument": INSTRUMENT, "visit_system": 0, "visit": plan.visit},
+            )
+            for det, region in det_regions.items():
+                registry.syncDimensionData(
+                    "visit_detector_region",
+                    {
+                        "instrument": INSTRUMENT,
+                        "visit": plan.visit,
+                        "detector": det,
+                        "region": region,
+                    },
+                )
+        spec = json.dumps(skymap.to_dict(), sort_keys=True).encode()
+        registry.syncDimensionData(
+            "skymap",
+            {
+                "name": skymap.name,
+                "hash": hashlib.sha1(spec).digest(),
+                "tract_max": 1,
+                "patch_nx_max": skymap.nx_patches,
+                "patch_ny_max": skymap.ny_patches,
+            },
+        )
+        nx, ny = skymap.tract_pixels
+        registry.syncDimensionData(
+            "tract",
+            {
+                "skymap": skymap.name,
+                "id": skymap.tract,
+                "region": polygon_region(skymap.box_corners((0, 0, nx, ny))),
+            },
+        )
+        for patch in skymap.patches():
+            registry.syncDimensionData(
+                "patch",
+                {
+                    "skymap": skymap.name,
+                    "tract": skymap.tract,
+                    "id": patch.id,
+                    "cell_x": patch.cell_x,
+                    "cell_y": patch.cell_y,
+                    "region": polygon_region(skymap.box_corners(patch.outer)),
+                },
+            )
+
+
+def register_input_dataset_types(butler: Any) -> None:
+    """Dataset types of the simulated inputs."""
+    from lsst.daf.butler import DatasetType
+
+    universe = butler.dimensions
+    for name, dims, storage in (
+        (VISIT_IMAGE, ["instrument", "visit", "detector"], "MaskedImageV2"),
+        (TRUTH, [], "DataFrame"),
+        (SKYMAP_DATASET, ["skymap"], "StructuredDataDict"),
+    ):
+        butler.registry.registerDatasetType(DatasetType(name, dims, storage, universe=universe))
+    butler.registry.registerRun(INPUT_RUN)
+    butler.registry.registerRun(SKYMAP_RUN)

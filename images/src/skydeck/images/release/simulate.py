@@ -1,0 +1,171 @@
+"""GalSim rendering of one simulated visit image (one detector of one visit).
+
+Images are sky-subtracted and calibrated: pixel values are nJy, the variance
+plane holds the expected variance (sky + source photon noise) in nJy², and the
+mask marks saturated pixels (SAT), bad columns (BAD) and the detector edge
+(EDGE). The PSF is a Moffat profile whose FWHM and beta are stored in the image
+metadata (``PSF_FWHM`` in arcsec, ``PSF_BETA``) so measurement uses the exact
+model the simulation used.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import astropy.units as u
+import galsim
+import numpy as np
+import pandas as pd
+
+from skydeck.images.release._config import (
+    FULL_WELL,
+    INSTRUMENT,
+    PIXEL_SCALE,
+    PSF_BETA,
+    SKY_E,
+    ReleaseSize,
+    calib_njy_per_electron,
+)
+from skydeck.images.release._geometry import VisitPlan, detector_wcs, physical_filter
+from skydeck.images.release.truth import flux_at
+
+#: Mask planes of visit images and coadds.
+MASK_PLANES: tuple[tuple[str, str], ...] = (
+    ("BAD", "Bad pixel (defective detector column)."),
+    ("SAT", "Pixel was saturated (above the full-well depth)."),
+    ("EDGE", "Pixel within a few pixels of the detector edge."),
+    ("NO_DATA", "No input data contributed to this pixel (coadds)."),
+    ("DETECTED", "Pixel is part of a detected source footprint."),
+)
+
+#: Width of the EDGE border, pixels.
+EDGE_WIDTH = 4
+
+
+def mask_schema() -> Any:
+    """The `lsst.images.MaskSchema` shared by visit images and coadds."""
+    from lsst.images import MaskPlane, MaskSchema
+
+    return MaskSchema([MaskPlane(name, doc) for name, doc in MASK_PLANES])
+
+
+def moffat_psf(fwhm_arcsec: float) -> galsim.GSObject:
+    """The atmospheric PSF of a visit with seeing ``fwhm_arcsec``."""
+    return galsim.Moffat(beta=PSF_BETA, fwhm=fwhm_arcsec)
+
+
+def _galaxy(row: Any, flux: float) -> galsim.GSObject:
+    disk = galsim.Exponential(half_light_radius=float(row.disk_hlr))
+    disk = disk.shear(e1=float(row.e1), e2=float(row.e2))
+    bf = float(row.bulge_fraction)
+    if bf <= 0.0:
+        return disk.withFlux(flux)
+    bulge = galsim.DeVaucouleurs(
+        half_light_radius=float(row.bulge_hlr), trunc=8 * float(row.bulge_hlr)
+    )
+    bulge = bulge.shear(e1=0.3 * float(row.e1), e2=0.3 * float(row.e2))
+    return galsim.Add([bulge.withFlux(bf * flux), disk.withFlux((1.0 - bf) * flux)])
+
+
+def render_visit(
+    size: ReleaseSize, plan: VisitPlan, detector: int, truth: pd.DataFrame, seed: int
+) -> Any:
+    """Render one detector of one visit as an `lsst.images.MaskedImage` in nJy."""
+    from astropy.wcs import WCS
+    from lsst.images import Box, DetectorFrame, Image, Mask, MaskedImage, SkyProjection
+
+    n = size.detector_pixels
+    wcs: WCS = detector_wcs(size, plan, detector)
+    calib = calib_njy_per_electron(plan.band)
+    sky = SKY_E[plan.band]
+    psf = moffat_psf(plan.fwhm_arcsec)
+    fwhm_pix = plan.fwhm_arcsec / PIXEL_SCALE
+
+    # Local affine WCS for GalSim (TAN distortion over a detector is far below a milli-pixel).
+    jac = wcs.wcs.cd * 3600.0  # arcsec per pixel
+    local = galsim.JacobianWCS(-jac[0, 0], -jac[0, 1], jac[1, 0], jac[1, 1])
+    model = galsim.ImageF(n, n, wcs=local, xmin=0, ymin=0)
+
+    fluxes_njy = flux_at(truth, plan.band, plan.mjd)
+    xs, ys = wcs.all_world2pix(truth["ra"].to_numpy(), truth["dec"].to_numpy(), 0)
+    margin = 30
+    inside = (xs > -margin) & (xs < n + margin) & (ys > -margin) & (ys < n + margin)
+    gsparams = galsim.GSParams(maximum_fft_size=8192)
+    for row, x, y, f_njy in zip(
+        truth[inside].itertuples(), xs[inside], ys[inside], fluxes_njy[inside], strict=True
+    ):
+        flux_e = float(f_njy / calib)
+        if flux_e <= 0:
+            continue
+        if row.truth_type == 1:
+            obj: galsim.GSObject = psf.withFlux(flux_e)
+            radius = int(min(150, max(12, 3 * fwhm_pix * (flux_e / 2e3) ** 0.25)))
+        else:
+            obj = galsim.Convolve([_galaxy(row, flux_e), psf], gsparams=gsparams)
+            radius = int(min(150, max(12, 4 * fwhm_pix + 6 * row.disk_hlr / PIXEL_SCALE)))
+        ix, iy = round(x), round(y)
+        bounds = galsim.BoundsI(ix - radius, ix + radius, iy - radius, iy + radius) & model.bounds
+        if not bounds.isDefined():
+            continue
+        stamp = model[bounds]
+        obj.drawImage(image=stamp, add_to_image=True, center=galsim.PositionD(x, y))
+
+    rng = np.random.default_rng(np.random.SeedSequence([seed, plan.visit, detector]))
+    expected = model.array.astype(np.float64) + sky
+    counts = rng.normal(expected, np.sqrt(np.maximum(expected, 0.0)))
+    image_e = counts - sky
+    variance_e = expected.copy()
+
+    # Mask planes: saturation, a defective column or two, the detector edge.
+    schema = mask_schema()
+    mask = Mask(schema=schema, bbox=Box.from_shape((n, n)))
+    saturated = counts > FULL_WELL
+    image_e[saturated] = FULL_WELL - sky
+    mask.set("SAT", saturated)
+    bad = np.zeros((n, n), dtype=bool)
+    for col in rng.integers(EDGE_WIDTH, n - EDGE_WIDTH, size=max(1, n // 1000)):
+        bad[:, col] = True
+    image_e[bad] = 0.0
+    mask.set("BAD", bad)
+    edge = np.zeros((n, n), dtype=bool)
+    edge[:EDGE_WIDTH, :] = edge[-EDGE_WIDTH:, :] = True
+    edge[:, :EDGE_WIDTH] = edge[:, -EDGE_WIDTH:] = True
+    mask.set("EDGE", edge)
+
+    frame = DetectorFrame(
+        instrument=INSTRUMENT, visit=plan.visit, detector=detector, bbox=mask.bbox
+    )
+    projection = SkyProjection.from_fits_wcs(wcs, frame, pixel_bounds=mask.bbox)
+    metadata: dict[str, Any] = {
+        "INSTRUME": INSTRUMENT,
+        "VISIT": plan.visit,
+        "DETECTOR": detector,
+        "BAND": plan.band,
+        "FILTER": physical_filter(plan.band),
+        "MJD-OBS": plan.mjd,
+        "EXPTIME": plan.exposure_time,
+        "PSF_FWHM": plan.fwhm_arcsec,
+        "PSF_BETA": PSF_BETA,
+        "SKY_E": sky,
+        "CALIB": calib,
+        "BUNIT": "nJy",
+    }
+    image = Image((image_e * calib).astype(np.float32), unit=u.nJy, sky_projection=projection)
+    variance = Image((variance_e * calib**2).astype(np.float32), unit=u.nJy**2)
+    return MaskedImage(
+        image, mask=mask, variance=variance, sky_projection=projection, metadata=metadata
+    )
+
+
+def psf_stamp(fwhm_arcsec: float, beta: float, dx: float, dy: float, radius: int) -> np.ndarray:
+    """The pixel-integrated PSF (unit flux) on a (2r+1)² stamp, centred at offset (dx, dy)."""
+    psf = galsim.Moffat(beta=beta, fwhm=fwhm_arcsec / PIXEL_SCALE)
+    side = 2 * radius + 1
+    img = psf.drawImage(nx=side, ny=side, scale=1.0, offset=(dx, dy))
+    return np.asarray(img.array, dtype=np.float64)
+
+
+def psf_sigma_pixels(fwhm_arcsec: float) -> float:
+    """Gaussian sigma (pixels) with the same FWHM, for smoothing and weights."""
+    return fwhm_arcsec / PIXEL_SCALE / (2.0 * math.sqrt(2.0 * math.log(2.0)))
