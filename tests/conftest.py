@@ -9,4 +9,5 @@ pytest_plugins = [
     "support.notebooks",
     "support.images",
     "support.tap",
+    "support.release",
 ]
