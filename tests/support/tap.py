@@ -12,14 +12,23 @@ anywhere (the benchmark uses it with a larger ``n_objects``).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+import requests
 import yaml
 
 from skydeck.catalog.release import ReleaseLayout
@@ -246,3 +255,84 @@ def build_tap_release(root: Path, n_objects: int = 6000) -> TapRelease:
 def tap_release(tmp_path_factory: pytest.TempPathFactory) -> TapRelease:
     """A synthetic release with Object, ForcedSource and gaia_dr3 (built once per session)."""
     return build_tap_release(tmp_path_factory.mktemp("tap") / "release")
+
+
+@dataclass
+class TapServer:
+    """``python -m skydeck.catalog.tap`` running on loopback."""
+
+    url: str
+    data_dir: Path
+    release: Path
+    port: int
+    log_path: Path
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90) -> None:
+        cmd = [
+            sys.executable, "-m", "skydeck.catalog.tap", "--release", str(self.release),
+            "--data-dir", str(self.data_dir), "--port", str(self.port), "--auth", "none",
+        ]  # fmt: skip
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"TAP service exited:\n{self.log_path.read_text()}")
+            with contextlib.suppress(requests.ConnectionError):
+                if requests.get(self.url + "/availability", timeout=5).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise AssertionError(f"TAP service did not start:\n{self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def sync(self, query: str, **params: Any) -> requests.Response:
+        data = {"LANG": "ADQL", "QUERY": query, **{k.upper(): v for k, v in params.items()}}
+        return requests.post(self.url + "/sync", data=data, timeout=120)
+
+
+def start_tap_server(release: Path, data_dir: Path, env: dict[str, str] | None = None) -> TapServer:
+    from support.hub import free_port
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    server = TapServer(
+        url=f"http://127.0.0.1:{port}",
+        data_dir=data_dir,
+        release=release,
+        port=port,
+        log_path=data_dir / "tap.log",
+        env=env or {},
+    )
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def tap_server(
+    tap_release: TapRelease, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TapServer]:
+    """The TAP service over ``tap_release``, standalone, without authentication."""
+    server = start_tap_server(
+        Path(str(tap_release.layout.root)),
+        tmp_path_factory.mktemp("tap-data"),
+        env={"SKYDECK_TAP_MAX_CONCURRENT_PER_USER": "8"},
+    )
+    yield server
+    server.stop()
