@@ -74,7 +74,8 @@ def test_cone_forms_match_brute_force(engine, objects, ra, dec, radius):
         f"SELECT objectId FROM {OBJ} WHERE 1 = CONTAINS({point}, {circle})",
         f"SELECT objectId FROM {OBJ} WHERE CONTAINS({point}, {circle}) = 1",
         f"SELECT objectId FROM {OBJ} WHERE INTERSECTS({circle}, {point}) = 1",
-        f"SELECT objectId FROM {OBJ} WHERE DISTANCE({point}, POINT('ICRS', {ra}, {dec})) <= {radius}",
+        f"SELECT objectId FROM {OBJ} WHERE "
+        f"DISTANCE({point}, POINT('ICRS', {ra}, {dec})) <= {radius}",
         f"SELECT objectId FROM {OBJ} WHERE scisql_s2PtInCircle(coord_ra, coord_dec, {ra}, {dec}, "
         f"{radius}) = 1",
     ]
@@ -350,7 +351,8 @@ def test_maxrec_overflow(engine):
         ("SELECT read_text('/etc/passwd') FROM Object", "Unknown function"),
         ("SELECT * FROM TAP_UPLOAD.mine", "Nothing was uploaded"),
         (
-            "SELECT * FROM Object WHERE CONTAINS(POINT('GALACTIC', 1, 2), CIRCLE('ICRS', 1, 2, 3)) = 1",
+            "SELECT * FROM Object WHERE "
+            "CONTAINS(POINT('GALACTIC', 1, 2), CIRCLE('ICRS', 1, 2, 3)) = 1",
             "coordinate system",
         ),
     ],
