@@ -34,7 +34,7 @@ from skydeck.hub.kubernetes import (
     profile_list,
     service_command,
 )
-from skydeck.hub.quota.model import DEFAULT_SIZES, Size
+from skydeck.hub.quota.model import DEFAULT_SIZES, Size, StorageQuota
 from skydeck.hub.spawner import LAB_ARGS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -157,23 +157,33 @@ def hub_config() -> Config:
     return chart_config(_values("skydeck-values.yaml"))
 
 
+SIZES = [
+    Size(name="small", description="1 CPU, 2 GiB", cpu=1, memory_gib=2),
+    Size(name="large", cpu=4, memory_gib=8),
+    Size(name="half", cpu=0.5, memory_gib=1.5),
+]
+
+
 def test_profiles_follow_the_quota_sizes() -> None:
-    profiles = profile_list(DEFAULT_SIZES, default="medium")
-    assert [p["slug"] for p in profiles] == [s.name for s in DEFAULT_SIZES]
-    assert [p["default"] for p in profiles] == [s.name == "medium" for s in DEFAULT_SIZES]
-    large = next(p for p in profiles if p["slug"] == "large")["kubespawner_override"]
-    assert large == {
+    profiles = profile_list(SIZES, default="large")
+    assert [p["slug"] for p in profiles] == ["small", "large", "half"]
+    assert [p["default"] for p in profiles] == [False, True, False]
+    assert profiles[0]["description"] == "1 CPU, 2 GiB"
+    assert profiles[1]["description"] == "4 CPU, 8 GiB"
+    assert profiles[1]["kubespawner_override"] == {
         "cpu_limit": 4.0,
         "cpu_guarantee": 1.0,
         "mem_limit": "8G",
         "mem_guarantee": "8G",
     }
-    half = profile_list([Size(name="tiny", cpu=0.5, memory_gib=1.5)])[0]
-    assert half["kubespawner_override"]["mem_limit"] == "1536M"
+    assert profiles[2]["kubespawner_override"]["mem_limit"] == "1536M"
+    assert profile_list(SIZES)[0]["default"] is True
     with pytest.raises(KubernetesConfigError, match="default size 'huge' is not one of"):
-        profile_list(DEFAULT_SIZES, default="huge")
+        profile_list(SIZES, default="huge")
     with pytest.raises(KubernetesConfigError, match="at least one size"):
         profile_list([])
+    # The quota policy's own sizes are what the chart's values use.
+    assert [p["slug"] for p in profile_list(DEFAULT_SIZES)] == [s.name for s in DEFAULT_SIZES]
 
 
 def test_settings_refuse_what_cannot_work() -> None:
@@ -206,7 +216,8 @@ async def test_values_load_through_the_hub_config_pass_through(hub_config: Confi
 
 
 async def test_pod_manifest_has_quota_resources_volumes_and_discovery(hub_config: Config) -> None:
-    spawner = _spawner(hub_config, profile="large")
+    size = max(DEFAULT_SIZES, key=lambda s: s.cpu)
+    spawner = _spawner(hub_config, profile=size.name)
     await spawner.load_user_options()
     pod = _serialize(await spawner.get_pod_manifest())
     _validate(pod)
@@ -215,10 +226,10 @@ async def test_pod_manifest_has_quota_resources_volumes_and_discovery(hub_config
     assert lab["image"] == "ghcr.io/skydeck/skydeck-lab:0.1.0"
     assert lab["args"] == ["jupyterhub-singleuser", *LAB_ARGS]
     resources = lab["resources"]
-    assert float(resources["limits"]["cpu"]) == 4.0
-    assert float(resources["requests"]["cpu"]) == 1.0
-    assert _quantity_bytes(resources["limits"]["memory"]) == 8 * GIB
-    assert _quantity_bytes(resources["requests"]["memory"]) == 8 * GIB
+    assert float(resources["limits"]["cpu"]) == size.cpu
+    assert float(resources["requests"]["cpu"]) == size.cpu / 4  # CPU shared 4:1
+    assert _quantity_bytes(resources["limits"]["memory"]) == size.memory_gib * GIB
+    assert _quantity_bytes(resources["requests"]["memory"]) == size.memory_gib * GIB
 
     env = {e["name"]: e.get("value") for e in lab["env"]}
     assert env["SKYDECK_RELEASE"] == "/skydeck/release"
@@ -253,6 +264,32 @@ async def test_each_size_gives_a_valid_pod(hub_config: Config) -> None:
         assert _quantity_bytes(limits["memory"]) == size.memory_gib * GIB
 
 
+async def test_each_user_sees_only_the_sizes_of_their_quota() -> None:
+    """With ``sizes_for_user`` (the quota's answer) a size outside the quota is refused."""
+
+    async def sizes_for_user(spawner: Any) -> list[Size]:
+        return SIZES if spawner.user.name == "ops" else [s for s in SIZES if s.cpu <= 1]
+
+    c = Config()
+    configure_kubernetes(
+        c, KubernetesSettings(hub_url="https://x"), sizes=SIZES, sizes_for_user=sizes_for_user
+    )
+    vera = _spawner(c, user="vera", profile="large")
+    assert [p["slug"] for p in await vera.profile_list(vera)] == ["small", "half"]
+    with pytest.raises(ValueError, match="large"):
+        await vera.load_user_options()
+    ops = _spawner(c, user="ops", profile="large")
+    await ops.load_user_options()
+    assert ops.cpu_limit == 4.0
+
+    async def nothing(spawner: Any) -> list[Size]:
+        return []
+
+    configure_kubernetes(c, KubernetesSettings(hub_url="https://x"), sizes_for_user=nothing)
+    with pytest.raises(KubernetesConfigError, match="no lab size is offered to vera"):
+        await _spawner(c, user="vera").load_user_options()
+
+
 async def test_unknown_profile_is_refused(hub_config: Config) -> None:
     spawner = _spawner(hub_config, profile="enormous")
     with pytest.raises(ValueError, match="enormous"):
@@ -263,7 +300,9 @@ async def test_home_claim_is_sized_by_the_storage_quota(hub_config: Config) -> N
     pvc = _serialize(_spawner(hub_config, user="ada").get_pvc_manifest())
     _validate(pvc)
     assert pvc["metadata"]["name"] == "claim-ada"
-    assert _quantity_bytes(pvc["spec"]["resources"]["requests"]["storage"]) == 20 * GIB
+    hard_gib = StorageQuota().hard_gib
+    assert hard_gib is not None
+    assert _quantity_bytes(pvc["spec"]["resources"]["requests"]["storage"]) == hard_gib * GIB
     assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
 
 
@@ -328,3 +367,18 @@ def test_service_command_needs_the_hub_token(monkeypatch: pytest.MonkeyPatch) ->
         service_command("no-such-service", {})
     with pytest.raises(KubernetesConfigError, match="set JUPYTERHUB_API_URL, JUPYTERHUB_API_TOKEN"):
         service_command("dask-gateway", {})
+
+
+def test_service_command_runs_the_entry_point_as_the_hub_would(tmp_path: Path) -> None:
+    env = {
+        "JUPYTERHUB_API_URL": "http://hub:8081/hub/api",
+        "JUPYTERHUB_API_TOKEN": "from-the-chart-secret",
+        "SKYDECK_STATE_DIR": str(tmp_path / "state" / "dask-gateway"),
+        "SKYDECK_RELEASE": "/skydeck/release",
+    }
+    command, service_env = service_command("dask-gateway", env)
+    assert command[1:] == ["-m", "skydeck.hub.gateway"]
+    assert service_env["JUPYTERHUB_SERVICE_PREFIX"] == "/services/dask-gateway/"
+    assert service_env["JUPYTERHUB_SERVICE_URL"] == "http://0.0.0.0:8080"
+    assert service_env["JUPYTERHUB_API_TOKEN"] == "from-the-chart-secret"
+    assert (tmp_path / "state" / "dask-gateway").is_dir()

@@ -18,7 +18,7 @@ traits in ``hub.config`` instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -118,7 +118,8 @@ class KubernetesSettings:
     services: Sequence[str] = ("tap", "cutouts", "dask-gateway", "quota")
     release: str = RELEASE_MOUNT
     release_claim: str = "skydeck-release"
-    home_gib: float | None = 20.0
+    #: Size of each user's home claim; None: the storage quota's default hard limit.
+    home_gib: float | None = None
     extra_environment: dict[str, str] = field(default_factory=dict)
 
     def check(self) -> None:
@@ -151,16 +152,42 @@ def discovery_environment(settings: KubernetesSettings) -> dict[str, str]:
     return env
 
 
+#: Which sizes one user is offered: ``async (spawner) -> sizes`` (the quota's answer).
+SizesForUser = Callable[[Any], Awaitable[Iterable[SizeLike]]]
+
+
+def user_profile_list(sizes_for_user: SizesForUser, **options: Any) -> Callable[[Any], Any]:
+    """A KubeSpawner ``profile_list`` callable: each user sees only the sizes offered to them.
+
+    KubeSpawner calls it for the spawn page and again when it checks the chosen
+    profile, so a size outside the user's quota can be neither shown nor chosen.
+    """
+
+    async def _profiles(spawner: Any) -> list[dict[str, Any]]:
+        sizes = list(await sizes_for_user(spawner))
+        if not sizes:
+            raise KubernetesConfigError(
+                f"no lab size is offered to {spawner.user.name}: ask the platform's "
+                "administrators for a lab quota"
+            )
+        return profile_list(sizes, **options)
+
+    return _profiles
+
+
 def configure_kubernetes(
     c: Any,
     settings: KubernetesSettings,
     sizes: Iterable[SizeLike] | None = None,
     default_size: str | None = None,
+    sizes_for_user: SizesForUser | None = None,
 ) -> None:
     """Layer Skydeck on the chart's KubeSpawner configuration ``c``.
 
-    ``sizes`` defaults to the quota policy's default sizes.  Volumes and the
-    environment are *added* to what the chart set (user storage, extraEnv).
+    Profiles come from ``sizes`` (default: the quota policy's default sizes), or,
+    with ``sizes_for_user``, from the sizes each user's quota offers (the seam
+    with ``skydeck.hub.quota``).  Volumes and the environment are *added* to
+    what the chart set (user storage, extraEnv).
     """
     settings.check()
     if sizes is None:
@@ -168,15 +195,23 @@ def configure_kubernetes(
 
         sizes = DEFAULT_SIZES
     spawner = c.KubeSpawner
+    # Checked here even with sizes_for_user, so a wrong default fails at hub start.
     spawner.profile_list = profile_list(sizes, default=default_size)
+    if sizes_for_user is not None:
+        spawner.profile_list = user_profile_list(sizes_for_user)
     spawner.cmd = ["jupyterhub-singleuser"]
     spawner.args = list(LAB_ARGS)
     spawner.default_url = "/lab"
     environment = dict(spawner.environment) if "environment" in spawner else {}
     environment.update(discovery_environment(settings))
     spawner.environment = environment
-    if settings.home_gib is not None:
-        spawner.storage_capacity = _gib(settings.home_gib)
+    home_gib = settings.home_gib
+    if home_gib is None:
+        from skydeck.hub.quota.model import StorageQuota
+
+        home_gib = StorageQuota().hard_gib
+    if home_gib is not None:  # an unlimited quota leaves the chart's capacity
+        spawner.storage_capacity = _gib(home_gib)
     if settings.release_claim:
         volumes = list(spawner.volumes) if "volumes" in spawner else []
         mounts = list(spawner.volume_mounts) if "volume_mounts" in spawner else []
@@ -225,6 +260,7 @@ def service_command(name: str, environ: dict[str, str]) -> tuple[list[str], dict
         release_dir=Path(environ.get("SKYDECK_RELEASE", RELEASE_MOUNT)),
         public_url=environ.get("SKYDECK_PUBLIC_URL", "http://proxy-public").rstrip("/"),
         hub_api_url=environ["JUPYTERHUB_API_URL"],
+        host="0.0.0.0",  # reached through the pod's Service
     )
     spec = factories[name](context)
     env = {

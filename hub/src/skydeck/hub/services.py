@@ -36,6 +36,9 @@ class ServiceContext:
     release_dir: Path
     public_url: str
     hub_api_url: str
+    #: Address to listen on: loopback under ``skydeck up``; all interfaces in a
+    #: Kubernetes pod (``python -m skydeck.hub.kubernetes serve <name>``).
+    host: str = "127.0.0.1"
 
 
 ServiceFactory = Callable[[ServiceContext], dict[str, Any]]
