@@ -83,7 +83,7 @@ def build_mini_release(root: Path, seed: int = 42) -> Path:
             partition_rows=600,
             margin_threshold=10.0,
         )
-        catalog.to_hats(hats / name, catalog_name=name, progress_bar=False)
+        catalog.write_catalog(hats / name, catalog_name=name, progress_bar=False)
         catalogs[name] = {"description": description, "rows": len(frame), "path": f"hats/{name}"}
     manifest = {"size": "mini", "seed": seed, "catalogs": catalogs}
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2))
