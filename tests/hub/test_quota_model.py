@@ -26,7 +26,7 @@ def test_defaults_offer_sizes_within_limits():
     eff = effective_quota("ann", [], Policy(), {}, None, NOW)
     assert eff.sources == ["default"]
     assert eff.quota.lab.memory_gib == 4
-    assert [s.name for s in eff.sizes] == ["small", "medium"]
+    assert [s.name for s in eff.sizes] == ["standard"]
 
 
 def test_group_additions_add_and_spawn_false_wins():
@@ -41,7 +41,7 @@ def test_group_additions_add_and_spawn_false_wins():
     eff = effective_quota("ann", ["astro", "other"], Policy(), rules, None, NOW)
     assert eff.quota.lab.memory_gib == 8 and eff.quota.lab.cpu == 4
     assert eff.quota.api.requests_per_minute["tap"] == 100
-    assert [s.name for s in eff.sizes] == ["small", "medium", "large"]
+    assert [s.name for s in eff.sizes] == ["standard", "large"]
     assert eff.sources == ["default", "group:astro"]
     both = effective_quota("ann", ["astro", "big", "blocked"], Policy(), rules, None, NOW)
     assert both.quota.lab.memory_gib == 32 and both.quota.lab.cpu == 8
@@ -51,9 +51,9 @@ def test_group_additions_add_and_spawn_false_wins():
 def test_named_sizes_restrict_menu():
     rules = {"s": rule("s", {"lab": {"memory_gib": 100, "cpu": 100}})}
     policy = Policy()
-    policy.defaults.lab.sizes = ["small"]
+    policy.defaults.lab.sizes = ["large"]
     eff = effective_quota("ann", ["s"], policy, rules, None, NOW)
-    assert [s.name for s in eff.sizes] == ["small"]
+    assert [s.name for s in eff.sizes] == ["large"]
 
 
 def test_bypass_group_is_unlimited():
@@ -63,7 +63,7 @@ def test_bypass_group_is_unlimited():
     assert eff.unlimited and eff.quota.lab.spawn and eff.quota.lab.memory_gib is None
     assert eff.quota.tap.concurrent is None
     assert set(eff.quota.api.requests_per_minute.values()) == {None}
-    assert [s.name for s in eff.sizes] == ["small", "medium", "large", "xlarge"]
+    assert [s.name for s in eff.sizes] == ["standard", "large", "xlarge"]
 
 
 def test_override_replaces_and_expires():

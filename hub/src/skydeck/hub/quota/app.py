@@ -5,7 +5,7 @@ and runs ``python -m skydeck.hub.quota``.  Routes (below the service prefix)::
 
     GET    /                                  redirect: admins to admin, users to me
     GET    me | admin                         pages (admin forms POST to admin/groups|overrides)
-    GET    api/me                             the caller's status (limits, usage, warnings)
+    GET    api/me, api/status                 the caller's status (limits, usage, warnings)
     GET    api/users/{user}/quota             effective quota
     GET    api/users/{user}/status            limits + usage + spawn decision + warnings
     POST   api/users/{user}/rate/{service}    count one request: 200, or 429 + Retry-After
@@ -72,6 +72,7 @@ def make_app(settings: QuotaSettings, service: QuotaService, hub_api: HubAPI) ->
         (prefix + r"admin/(?P<what>groups|overrides)", p.AdminPage),
         (prefix + "oauth_callback", HubOAuthCallbackHandler),
         (api + "me", h.MeHandler),
+        (api + "status", h.MeHandler),  # what the lab extension's status bar reads
         (api + f"users/{USER}/quota", h.UserQuotaHandler),
         (api + f"users/{USER}/status", h.UserStatusHandler),
         (api + f"users/{USER}/rate/(?P<service>[^/]+)", h.RateHandler),

@@ -110,6 +110,14 @@ class BaseHandler(HubOAuthenticated, RequestHandler):
     def get_current_user(self) -> Identity | None:
         return self.identity
 
+    def check_xsrf_cookie(self) -> None:
+        """Forms posted with the hub cookie need the _xsrf token; token requests do not."""
+        if "Authorization" in self.request.headers:
+            return  # a cross-site form cannot set this header
+        if not self.get_cookie(self.hub_auth.cookie_name):
+            return  # anonymous: refused with 401 once identified
+        self.hub_auth.check_xsrf_cookie(self)
+
     # checks -------------------------------------------------------------------------
     def need_identity(self) -> Identity:
         if self.identity is None:

@@ -122,9 +122,10 @@ class Size(BaseModel):
     memory_gib: float = Field(gt=0)
 
 
+#: The default menu.  With the default lab quota (2 CPUs, 4 GiB) only "standard" fits,
+#: so users get no menu and their lab starts right away; groups that add more see one.
 DEFAULT_SIZES = [
-    Size(name="small", description="1 CPU, 2 GiB", cpu=1, memory_gib=2),
-    Size(name="medium", description="2 CPUs, 4 GiB", cpu=2, memory_gib=4),
+    Size(name="standard", description="2 CPUs, 4 GiB", cpu=2, memory_gib=4),
     Size(name="large", description="4 CPUs, 8 GiB", cpu=4, memory_gib=8),
     Size(name="xlarge", description="8 CPUs, 32 GiB", cpu=8, memory_gib=32),
 ]

@@ -54,6 +54,8 @@ class RootHandler(PageHandler):
 class MePage(PageHandler):
     async def get(self) -> None:
         who = self.need_identity()
+        if who.kind != "user":
+            raise Problem(400, "this page shows a user's own limits; a service has none")
         status = self.quota.status(who.name, await self.groups_of(who.name))
         self.finish(self.render_page("quota_me.html", status=status))
 

@@ -4,7 +4,8 @@
 ``c.Spawner``:
 
 - ``options_form``: the size menu lists only the sizes within the user's quota
-  (or says why the user may not start a lab, and whom to ask);
+  (or says why the user may not start a lab, and whom to ask); with a single
+  size and nothing to warn about there is no menu and the lab starts at once;
 - ``pre_spawn_hook``: refuses with a 403 page saying why when ``spawn: false``,
   the budget is spent, the home is over its hard limit, or the chosen size is not
   offered; otherwise sets ``mem_limit`` / ``cpu_limit`` from the size (KubeSpawner
@@ -89,6 +90,8 @@ class QuotaHooks:
                 '<div class="alert alert-danger" id="quota-refusal">'
                 f"{html.escape(status.spawn.reason or '')}</div>"
             )
+        if len(status.quota.sizes) == 1 and not status.warnings:
+            return ""  # nothing to choose: the lab starts right away
         warnings = "".join(
             f'<div class="alert alert-warning">{html.escape(w.message)}</div>'
             for w in status.warnings
