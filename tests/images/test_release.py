@@ -109,7 +109,6 @@ def test_spatial_query_returns_exactly_the_overlapping_images(butler):
 
 
 def test_image_round_trip_with_wcs(butler, tiny_release):
-    import pandas as pd
     from lsst.images import Box
 
     from skydeck.images.release.simulate import render_visit
