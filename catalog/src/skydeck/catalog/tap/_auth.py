@@ -16,8 +16,15 @@ class AuthError(Exception):
 class HubAuthenticator:
     """Resolves a hub API token to a user name with ``GET {hub_api}/user``."""
 
-    def __init__(self, api_url: str, service_token: str | None, cache_seconds: float) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        service_token: str | None,
+        cache_seconds: float,
+        service_name: str | None = None,
+    ) -> None:
         self.api_url = api_url.rstrip("/")
+        self.service_name = service_name
         self.service_token = service_token
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[str, float]] = {}
@@ -52,7 +59,17 @@ class HubAuthenticator:
             self._cache.pop(token, None)
             raise AuthError("The hub does not accept this token: it is unknown or expired.")
         response.raise_for_status()
-        name = str(response.json()["name"])
+        model = response.json()
+        name = str(model["name"])
+        scopes = model.get("scopes")
+        if self.service_name and scopes is not None:
+            allowed = {"access:services", f"access:services!service={self.service_name}"}
+            if not allowed & set(scopes):
+                raise AuthError(
+                    f"This token may not use the {self.service_name} service: it lacks the "
+                    f"access:services!service={self.service_name} scope. Create a token with "
+                    "default permissions on the hub's Token page."
+                )
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[token] = (name, now + self.cache_seconds)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
@@ -328,7 +329,10 @@ def build_services(settings: TapSettings) -> Services:
     if settings.auth == "hub":
         assert settings.hub_api_url is not None
         auth = HubAuthenticator(
-            settings.hub_api_url, settings.hub_api_token, settings.token_cache_seconds
+            settings.hub_api_url,
+            settings.hub_api_token,
+            settings.token_cache_seconds,
+            service_name=settings.service_name,
         )
     return Services(settings, engine, queries, jobs, auth)
 
@@ -374,4 +378,14 @@ def create_app(settings: TapSettings | None = None) -> FastAPI:
         return response
 
     app.include_router(router, prefix=settings.path_prefix)
+
+    @app.middleware("http")
+    async def collapse_slashes(request: Request, call_next: Any) -> Response:
+        # clients join "<url>/" + "/sync" (SKYDECK_TAP_URL ends with a slash); accept both
+        path = request.scope["path"]
+        if "//" in path:
+            request.scope["path"] = re.sub("/{2,}", "/", path)
+        response: Response = await call_next(request)
+        return response
+
     return app

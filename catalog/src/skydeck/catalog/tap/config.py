@@ -47,6 +47,11 @@ class TapSettings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("SKYDECK_TAP_HUB_API_TOKEN", "JUPYTERHUB_API_TOKEN"),
     )
+    service_name: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SKYDECK_TAP_SERVICE_NAME", "JUPYTERHUB_SERVICE_NAME"),
+        description="The hub service name; tokens must carry access:services!service=<name>.",
+    )
     token_cache_seconds: float = Field(
         default=60.0, description="How long a valid token is trusted."
     )
