@@ -303,3 +303,76 @@ def test_cli_changes_and_audit(qhub: RunningHub) -> None:
     assert result.exit_code == 0 and json.loads(result.output)["user"] == "cli-jo"
     result = runner.invoke(quota_cli, [*user, "groups"])
     assert result.exit_code == 1 and "403" in result.output
+
+
+# ------------------------------------------------------------------------------- browser
+@pytest.mark.browser
+def test_admin_page_sets_group_memory_applied_at_next_spawn(qhub: RunningHub, browser) -> None:
+    from playwright.sync_api import expect
+
+    join_group(qhub, "web-team", "web-kim")
+    creds = qhub.credentials
+    admin = browser.new_context(viewport={"width": 1400, "height": 900})
+    user = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        page = admin.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(f"{qhub.url}/hub/login?next=/services/quota/admin")
+        page.fill("#username_input", creds["admin_user"])
+        page.fill("#password_input", creds["admin_password"])
+        page.click("#login_submit")
+        page.wait_for_url("**/services/quota/admin**")
+        # The hub's look: its logo and navigation, with the quota pages linked.
+        expect(page.locator("#jupyterhub-logo")).to_be_visible()
+        expect(page.locator("#nav-quota-admin")).to_be_visible()
+        expect(page.locator("#quota-users tr[data-user='web-kim'] .lab-limit")).to_contain_text(
+            "4.0 GiB"
+        )
+
+        page.fill("#group-name", "web-team")
+        page.fill("#group-memory", "4")
+        page.fill("#group-cpu", "2")
+        page.fill("#group-reason", "bigger images for the course")
+        page.click("#group-save")
+        expect(page.locator("#quota-notice")).to_contain_text("Saved the additions of group")
+        expect(page.locator("#quota-groups tr[data-group='web-team']")).to_contain_text(
+            '"memory_gib": 4.0'
+        )
+        expect(page.locator("#quota-users tr[data-user='web-kim'] .lab-limit")).to_contain_text(
+            "8.0 GiB"
+        )
+        expect(page.locator("#quota-audit")).to_contain_text("bigger images for the course")
+
+        # A bad value is refused with a message, nothing is saved.
+        page.fill("#group-name", "web-team")
+        page.fill("#group-memory", "lots")
+        page.fill("#group-reason", "oops")
+        page.click("#group-save")
+        expect(page.locator("#quota-form-error")).to_contain_text("must be a number")
+
+        # The member now gets a size menu with the larger size, and the lab gets its limit.
+        kim = user.new_page()
+        kim.set_default_timeout(60_000)
+        kim.goto(f"{qhub.url}/hub/login?next=/hub/spawn")
+        kim.fill("#username_input", "web-kim")
+        kim.fill("#password_input", creds["user_password"])
+        kim.click("#login_submit")
+        menu = kim.locator("#skydeck-size option")
+        expect(menu).to_have_count(2)
+        assert menu.all_inner_texts()[1].startswith("large")
+        kim.select_option("#skydeck-size", "large")
+        kim.click("form#spawn_form [type=submit]")
+        kim.wait_for_url("**/user/web-kim/**", timeout=180_000)
+        env = lab_environ(qhub, "web-kim")
+        assert env["MEM_LIMIT"] == str(8 * GIB) and env["SKYDECK_LAB_SIZE"] == "large"
+
+        page.goto(f"{qhub.url}/services/quota/admin")
+        expect(page.locator("#quota-users tr[data-user='web-kim'] .running")).to_contain_text(
+            "lab:large"
+        )
+        kim.goto(f"{qhub.url}/services/quota/me")
+        expect(kim.locator("#quota-limits")).to_contain_text("8.0 GiB")
+    finally:
+        admin.close()
+        user.close()
+        qhub.stop_server("web-kim")
