@@ -1,0 +1,66 @@
+"""The hub-side quota hooks, on real processes and a real store (no hub needed)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import pytest
+from tornado import web
+
+from skydeck.hub.quota.model import DEFAULT_SIZES
+from skydeck.hub.quota.spawn import QuotaHooks
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, msg: str, *args: object) -> None:
+        self.lines.append(msg % args)
+
+    warning = info
+
+
+def test_memory_watchdog_stops_a_lab_over_its_limit(tmp_path) -> None:
+    hooks = QuotaHooks(f"sqlite:///{tmp_path / 'q.sqlite'}", None)
+    # A real process holding ~60 MB, with a 20 MB limit, and one within its limit.
+    code = (
+        "import time; b = bytearray(60 * 1024 * 1024); "
+        "b[::4096] = b'x' * len(b[::4096]); time.sleep(60)"
+    )
+    big = subprocess.Popen([sys.executable, "-c", code])
+    small = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(1.0)
+        log = _Log()
+        user = SimpleNamespace(name="ann")
+        over = SimpleNamespace(pid=big.pid, mem_limit=20 * 1024**2, user=user, name="", log=log)
+        within = SimpleNamespace(
+            pid=small.pid, mem_limit=2 * 1024**3, user=SimpleNamespace(name="bob"), name="", log=log
+        )
+        hooks._watched = {("ann", ""): over, ("bob", ""): within}
+        assert hooks.check_memory() == ["ann"]
+        assert big.wait(timeout=10) != 0
+        assert small.poll() is None
+        assert "over its limit" in log.lines[0]
+    finally:
+        big.kill()
+        small.kill()
+        big.wait()
+        small.wait()
+
+
+def test_choose_size() -> None:
+    status = SimpleNamespace(quota=SimpleNamespace(contact="the help desk"))
+    sizes = DEFAULT_SIZES[:2]
+    assert QuotaHooks.choose_size(sizes, {}, status).name == "standard"
+    assert QuotaHooks.choose_size(sizes, {"size": ["large"]}, status).name == "large"
+    with pytest.raises(web.HTTPError) as info:
+        QuotaHooks.choose_size(sizes, {"size": "xlarge"}, status)
+    assert info.value.status_code == 403
+    assert "choose one of: standard, large" in str(info.value.log_message)
+    assert "the help desk" in str(info.value.log_message)
+    assert QuotaHooks.options_from_form({"size": ["large"]}) == {"size": "large"}
