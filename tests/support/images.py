@@ -9,6 +9,7 @@ Building it takes a few seconds; it is made once per session.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -162,6 +163,8 @@ def build_mini_repo(root: Path, seed: int = 5) -> MiniRepo:
     collection = "skydeck/test"
     butler.collections.register(collection, type=_chained())
     butler.collections.redefine_chain(collection, [run, INPUT_RUN])
+    # A manifest with no catalogs makes it a published release the other services accept.
+    (root / "manifest.json").write_text(json.dumps({"size": "images-test", "catalogs": {}}))
     return MiniRepo(root, repo, collection, stars, skymap, len(plans))
 
 
@@ -173,7 +176,8 @@ def _chained() -> Any:
 
 @pytest.fixture(scope="session")
 def mini_image_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MiniRepo]:
-    """A mini release directory (``butler/`` only) with visit images and coadd patches."""
+    """A mini release directory (``butler/`` and an empty catalog manifest) with visit
+    images and coadd patches."""
     root = tmp_path_factory.mktemp("mini-release")
     yield build_mini_repo(root)
     shutil.rmtree(root, ignore_errors=True)

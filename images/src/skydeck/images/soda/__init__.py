@@ -1,0 +1,1 @@
+"""The IVOA SODA cutout service (``/services/cutouts/sync``) over the cutout engine."""

@@ -1,0 +1,72 @@
+"""Settings of the cutout service: environment variables with the ``SKYDECK_CUTOUTS_`` prefix."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "SKYDECK_CUTOUTS_"
+
+
+class CutoutSettings(BaseSettings):
+    """Everything the SODA cutout service needs to know, from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    release: Path = Field(
+        default_factory=lambda: Path(os.environ.get("SKYDECK_RELEASE", "release")),
+        description="The data release directory; its Butler repository is read.",
+    )
+    repo: str = Field(
+        default="",
+        description="A Butler repository to read instead of the release's (path or URI).",
+    )
+    collections: list[str] = Field(
+        default_factory=list,
+        description="Collections searched for coadds; empty means the release default.",
+    )
+    prefix: str = Field(
+        default_factory=lambda: os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/cutouts/"),
+        description="URL prefix the hub's proxy forwards to this service.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8090, description="Port to listen on.")
+    hub_api_url: str = Field(
+        default_factory=lambda: os.environ.get("JUPYTERHUB_API_URL", ""),
+        description="The hub REST API, where user tokens are checked (GET /user).",
+    )
+    service_name: str = Field(
+        default_factory=lambda: os.environ.get("JUPYTERHUB_SERVICE_NAME", "cutouts"),
+        description="This service's name in the hub (the access:services scope names it).",
+    )
+    token_cache_seconds: float = Field(
+        default=60.0, description="How long a checked token is trusted before asking again."
+    )
+    rate_limit: int = Field(
+        default=120, description="Cutout requests one user may make per rate window."
+    )
+    rate_window: float = Field(default=60.0, description="Length of the rate window, seconds.")
+    max_pixels: int = Field(
+        default=4096, description="Largest cutout side in pixels; larger requests get a 400."
+    )
+
+    @property
+    def butler_repo(self) -> str:
+        if self.repo:
+            return self.repo
+        from skydeck.catalog.release import ReleaseLayout
+
+        return str(ReleaseLayout.at(self.release).butler_repo)
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that reproduces these settings in the service process."""
+        import json
+
+        out: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            key = ENV_PREFIX + name.upper()
+            out[key] = json.dumps(value) if isinstance(value, list) else str(value)
+        return out
