@@ -376,3 +376,27 @@ def test_admin_page_sets_group_memory_applied_at_next_spawn(qhub: RunningHub, br
         admin.close()
         user.close()
         qhub.stop_server("web-kim")
+
+
+def test_services_account_dask_sessions_for_budgets(qhub: RunningHub) -> None:
+    """A service (here the test service, an admin) records a Dask cluster's run."""
+    qhub.ensure_user("ds-uma")
+    token = qhub.admin_token
+    body = {"source": "dask", "key": "cluster-1", "cpu": 4, "memory_gib": 8, "workers": 2}
+    assert q(qhub, "POST", "api/users/ds-uma/sessions", token, json=body).status_code == 201
+    status = q(qhub, "GET", "api/users/ds-uma/status", qhub.user_token("ds-uma")).json()
+    [running] = status["usage"]["running"]
+    assert (running["source"], running["key"], running["workers"]) == ("dask", "cluster-1", 2)
+    body["stopped"] = True
+    closed = q(qhub, "POST", "api/users/ds-uma/sessions", token, json=body).json()
+    assert closed == {"closed": 1}
+    status = q(qhub, "GET", "api/users/ds-uma/status", token).json()
+    assert status["usage"]["running"] == [] and status["usage"]["budget"]["cpu_hours"] > 0
+    bad = q(
+        qhub,
+        "POST",
+        "api/users/ds-uma/sessions",
+        token,
+        json={"source": "lab", "key": "x", "cpu": 1, "memory_gib": 1},
+    )
+    assert bad.status_code == 400 and "recorded by the hub" in bad.json()["message"]

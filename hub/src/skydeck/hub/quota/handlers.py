@@ -285,7 +285,11 @@ class SessionsHandler(BaseHandler):
             closed = self.quota.store.close_session(user, source, key, now)
             self.send_json({"closed": closed})
             return
-        self.quota.store.open_session(user, source, key, cpu, memory, now, body.get("size"))
+        workers = body.get("workers")
+        if workers is not None and not isinstance(workers, int):
+            raise Problem(400, "workers must be an integer")
+        size = body.get("size")
+        self.quota.store.open_session(user, source, key, cpu, memory, now, size, workers)
         self.send_json({"opened": key}, 201)
 
 

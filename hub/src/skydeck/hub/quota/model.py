@@ -358,6 +358,7 @@ class RunningSession(BaseModel):
     memory_gib: float
     size: str | None
     started_at: datetime
+    workers: int | None = Field(default=None, description="Dask workers, when recorded.")
 
 
 class Usage(BaseModel):

@@ -215,6 +215,7 @@ class QuotaService:
                     memory_gib=s.memory_gib,
                     size=s.size,
                     started_at=s.started_at,
+                    workers=s.workers,
                 ),
             )
             for s in self.store.sessions(user, self.clock())

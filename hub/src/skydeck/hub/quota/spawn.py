@@ -107,6 +107,12 @@ class QuotaHooks:
             "<p class='form-text'>Only sizes within your quota are offered.</p>"
         )
 
+    async def sizes_for_user(self, spawner: Any) -> list[Size]:
+        """The sizes offered to the spawner's user (KubeSpawner's ``profile_list`` seam,
+        see ``skydeck.hub.kubernetes.user_profile_list``)."""
+        quota = await asyncio.to_thread(self.service.effective, spawner.user.name, _groups(spawner))
+        return quota.sizes
+
     @staticmethod
     def options_from_form(form_data: dict[str, list[str]]) -> dict[str, Any]:
         sizes = form_data.get("size") or []
@@ -149,7 +155,7 @@ class QuotaHooks:
     @staticmethod
     def choose_size(sizes: list[Size], options: dict[str, Any], status: Any) -> Size:
         """The requested size if offered; the first (smallest) offered one by default."""
-        requested = options.get("size")
+        requested = options.get("size") or options.get("profile")  # KubeSpawner: profile slug
         if isinstance(requested, list):
             requested = requested[0] if requested else None
         if not requested:
@@ -215,8 +221,12 @@ class QuotaHooks:
         return stopped
 
 
-def configure_quota(c: Any, data_dir: Path) -> QuotaHooks | None:
-    """Install quota enforcement in the JupyterHub config ``c`` (if the service is there)."""
+def configure_quota(c: Any, data_dir: Path, menu: bool = True) -> QuotaHooks | None:
+    """Install quota enforcement in the JupyterHub config ``c`` (if the service is there).
+
+    ``menu=False`` leaves ``options_form`` alone, for KubeSpawner, whose profile list
+    is the menu: pass ``hooks.sizes_for_user`` to ``configure_kubernetes``.
+    """
     services = list(c.JupyterHub.services)
     if SERVICE_NAME not in {s.get("name") for s in services}:
         return None
@@ -233,8 +243,9 @@ def configure_quota(c: Any, data_dir: Path) -> QuotaHooks | None:
         hooks.chained_post_stop = spawner.post_stop_hook
     spawner.pre_spawn_hook = hooks.pre_spawn_hook
     spawner.post_stop_hook = hooks.post_stop_hook
-    spawner.options_form = hooks.options_form
-    spawner.options_from_form = hooks.options_from_form
+    if menu:
+        spawner.options_form = hooks.options_form
+        spawner.options_from_form = hooks.options_from_form
     # Other platform services (TAP, cutouts, dask-gateway) read quotas and record usage.
     readers = [s["name"] for s in services if s.get("url") and s["name"] != SERVICE_NAME]
     if readers:

@@ -78,6 +78,7 @@ class _SessionRow(_Base):
     source: Mapped[str] = mapped_column(String(32))
     key: Mapped[str] = mapped_column(String(255))
     size: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    workers: Mapped[int | None] = mapped_column(Integer, nullable=True)
     cpu: Mapped[float] = mapped_column(Float)
     memory_gib: Mapped[float] = mapped_column(Float)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -110,6 +111,7 @@ class UsageSession:
     memory_gib: float
     started_at: datetime
     stopped_at: datetime | None
+    workers: int | None = None
 
 
 def _utc(value: datetime) -> datetime:
@@ -283,6 +285,7 @@ class QuotaStore:
             r.memory_gib,
             _utc(r.started_at),
             _utc_opt(r.stopped_at),
+            r.workers,
         )
 
     def open_session(
@@ -294,6 +297,7 @@ class QuotaStore:
         memory_gib: float,
         at: datetime,
         size: str | None = None,
+        workers: int | None = None,
     ) -> int:
         """Record that something started; an open session of the same key is closed first."""
         with self._session() as s:
@@ -311,6 +315,7 @@ class QuotaStore:
                 source=source,
                 key=key,
                 size=size,
+                workers=workers,
                 cpu=cpu,
                 memory_gib=memory_gib,
                 started_at=at,
