@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from ._adql import AdqlError
 from ._engine import Engine, QueryResult
 from ._formats import OutputFormat, find_format, serialise
+from ._quota import Limits, QuotaClient, RateLimited, combine
 from ._store import JobRecord, JobStore
 from .config import TapSettings
 
@@ -58,16 +59,15 @@ def _now() -> datetime:
 class UserLimits:
     """Per-user concurrency: at most N queries of one user run at once."""
 
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
+    def __init__(self) -> None:
         self._running: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
 
-    def acquire(self, user: str) -> None:
+    def acquire(self, user: str, limit: int) -> None:
         with self._lock:
-            if self._running[user] >= self._limit:
+            if self._running[user] >= limit:
                 raise TapError(
-                    f"You already have {self._limit} queries running, the most allowed at once. "
+                    f"You already have {limit} queries running, the most allowed at once. "
                     "Wait for one to finish, or submit this one as an async job.",
                     status=429,
                 )
@@ -81,12 +81,30 @@ class UserLimits:
 class QueryService:
     """Runs TAP queries: parameter checks, uploads, limits, execution, serialisation."""
 
-    def __init__(self, settings: TapSettings, engine: Engine) -> None:
+    def __init__(
+        self, settings: TapSettings, engine: Engine, quota: QuotaClient | None = None
+    ) -> None:
         self.settings = settings
         self.engine = engine
-        self.limits = UserLimits(settings.max_concurrent_per_user)
+        self.quota = quota
+        self.running = UserLimits()
 
-    def parse(self, params: dict[str, str]) -> QueryRequest:
+    def limits_for(self, user: str, sync: bool) -> Limits:
+        """The configured limits, tightened by the user's quota when a quota service is set."""
+        s = self.settings
+        duration = s.sync_timeout if sync else s.async_max_duration
+        quota = self.quota.tap_quota(user) if self.quota is not None else None
+        return combine(s.max_concurrent_per_user, s.max_maxrec, duration, quota)
+
+    def count_request(self, user: str) -> None:
+        if self.quota is None:
+            return
+        try:
+            self.quota.count_request(user)
+        except RateLimited as error:
+            raise TapError(f"{error} (quota)", status=429) from None
+
+    def parse(self, params: dict[str, str], limits: Limits | None = None) -> QueryRequest:
         lang = params.get("LANG", "ADQL").strip().upper()
         if lang not in {"ADQL", "ADQL-2.0", "ADQL-2.1"}:
             raise TapError(f"LANG={params.get('LANG')} is not supported; use LANG=ADQL.")
@@ -96,7 +114,8 @@ class QueryService:
         query = params.get("QUERY")
         if not query or not query.strip():
             raise TapError("The QUERY parameter is missing: give an ADQL query in QUERY.")
-        maxrec = self.settings.default_maxrec
+        ceiling = limits.maxrec if limits is not None else self.settings.max_maxrec
+        maxrec = min(self.settings.default_maxrec, ceiling)
         if params.get("MAXREC", "").strip():
             try:
                 maxrec = int(params["MAXREC"])
@@ -104,7 +123,7 @@ class QueryService:
                 raise TapError(f"MAXREC={params['MAXREC']} is not an integer.") from None
             if maxrec < 0:
                 raise TapError("MAXREC must be zero or positive.")
-        maxrec = min(maxrec, self.settings.max_maxrec)
+        maxrec = min(maxrec, ceiling)
         try:
             fmt = find_format(params.get("RESPONSEFORMAT") or params.get("FORMAT"))
         except ValueError as error:
@@ -199,20 +218,20 @@ class QueryService:
         user: str,
         request: QueryRequest,
         uploads: dict[str, pa.Table],
-        timeout: float,
+        limits: Limits,
         on_cursor: Callable[[Callable[[], None]], None] | None = None,
     ) -> QueryResult:
-        self.limits.acquire(user)
+        self.running.acquire(user, limits.concurrent)
         try:
             return self.engine.execute(
                 request.query,
                 maxrec=request.maxrec,
                 uploads=uploads,
-                timeout=timeout,
+                timeout=limits.execution_seconds,
                 on_cursor=on_cursor,
             )
         finally:
-            self.limits.release(user)
+            self.running.release(user)
 
     def render(self, request: QueryRequest, result: QueryResult) -> bytes:
         return serialise(
@@ -225,10 +244,12 @@ class QueryService:
 
     def sync(self, user: str, params: dict[str, str], files: dict[str, bytes]) -> tuple[bytes, str]:
         """Run a /sync query; the serialised result and its MIME type."""
-        request = self.parse(params)
+        self.count_request(user)
+        limits = self.limits_for(user, sync=True)
+        request = self.parse(params, limits)
         uploads = self.load_uploads(request.upload, files)
         try:
-            result = self.run(user, request, uploads, self.settings.sync_timeout)
+            result = self.run(user, request, uploads, limits)
         except AdqlError as error:
             raise TapError(error.message) from None
         return self.render(request, result), request.fmt.mime
@@ -277,6 +298,7 @@ class JobService:
 
     # ----- operations -----------------------------------------------------------------
     def create(self, owner: str, params: dict[str, str], files: dict[str, bytes]) -> JobRecord:
+        self.queries.count_request(owner)
         job_id = secrets.token_hex(8)
         stored = {k: v for k, v in params.items() if k not in {"PHASE"}}
         if params.get("UPLOAD"):
@@ -403,7 +425,13 @@ class JobService:
         try:
             params = dict(job.parameters)
             upload_spec = params.pop("UPLOAD", None)
-            request = self.queries.parse(params)
+            limits = self.queries.limits_for(job.owner, sync=False)
+            limits = Limits(
+                limits.concurrent,
+                limits.maxrec,
+                min(limits.execution_seconds, float(job.execution_duration)),
+            )
+            request = self.queries.parse(params, limits)
             uploads = {}
             if upload_spec:
                 for item in upload_spec.split(";"):
@@ -414,9 +442,7 @@ class JobService:
                 with self._lock:
                     self._interrupts[job_id] = interrupt
 
-            result = self.queries.run(
-                job.owner, request, uploads, float(job.execution_duration), on_cursor=remember
-            )
+            result = self.queries.run(job.owner, request, uploads, limits, on_cursor=remember)
             body = self.queries.render(request, result)
             path = self.results_dir / f"{job_id}.{request.fmt.extension}"
             path.write_bytes(body)

@@ -23,6 +23,7 @@ from . import _vosi
 from ._auth import ANONYMOUS, AuthError, HubAuthenticator
 from ._engine import Engine
 from ._formats import error_votable
+from ._quota import QuotaClient
 from ._service import JobService, QueryService, TapError
 from ._store import JobRecord, JobStore
 from .config import TapSettings
@@ -323,7 +324,10 @@ def build_services(settings: TapSettings) -> Services:
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = JobStore(settings.resolved_database_url)
-    queries = QueryService(settings, engine)
+    quota = None
+    if settings.quota_url:
+        quota = QuotaClient(settings.quota_url, settings.hub_api_token)
+    queries = QueryService(settings, engine, quota)
     jobs = JobService(settings, queries, store)
     auth = None
     if settings.auth == "hub":
@@ -362,6 +366,8 @@ def create_app(settings: TapSettings | None = None) -> FastAPI:
             sweeper.cancel()
             await run_in_threadpool(services.jobs.shutdown)
             services.jobs.store.close()
+            if services.queries.quota is not None:
+                services.queries.quota.close()
             if services.auth is not None:
                 await services.auth.close()
 

@@ -55,6 +55,11 @@ class TapSettings(BaseSettings):
     token_cache_seconds: float = Field(
         default=60.0, description="How long a valid token is trusted."
     )
+    quota_url: str | None = Field(
+        default=None,
+        description="Base URL of the Skydeck quota service (e.g. http://host/services/quota/); "
+        "its tap.* limits tighten the ones below, per user. Unset: configuration only.",
+    )
     default_maxrec: int = Field(default=100_000, description="MAXREC when the client gives none.")
     max_maxrec: int = Field(default=10_000_000, description="Ceiling on MAXREC for every user.")
     sync_timeout: float = Field(default=600.0, description="Execution limit of /sync queries (s).")

@@ -12,6 +12,7 @@ class _Context(Protocol):  # skydeck.hub.services.ServiceContext, without import
     state_dir: Any
     release_dir: Any
     hub_api_url: str
+    public_url: str
 
 
 def hub_service(context: _Context) -> dict[str, Any]:
@@ -25,5 +26,7 @@ def hub_service(context: _Context) -> dict[str, Any]:
         "environment": {
             "SKYDECK_TAP_RELEASE": str(context.release_dir),
             "SKYDECK_TAP_DATA_DIR": str(context.state_dir),
+            # per-user limits come from the quota service when the hub runs one
+            "SKYDECK_TAP_QUOTA_URL": f"{context.public_url.rstrip('/')}/services/quota/",
         },
     }
