@@ -171,7 +171,7 @@ def _make_handler(state: StandIns) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length).decode()
             if not self._authorized("POST", body):
                 return
-            if self.path == "/services/tap/async":
+            if self.path.split("?", 1)[0] == "/services/tap/async":
                 state.created.append(parse_qs(body))
                 self.send_response(303)
                 self.send_header("Location", f"{state.tap_url}async/job-new{len(state.created)}")
@@ -197,6 +197,9 @@ def standins() -> Iterator[StandIns]:
 
 def write_tutorial(path: Path, title: str, text: str) -> None:
     notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {
+        "name": "python3", "display_name": "Python 3", "language": "python"
+    }  # fmt: skip
     notebook.cells = [
         nbformat.v4.new_markdown_cell(f"# {title}\n\n{text}\n\n## Learning goals\n- one"),
         nbformat.v4.new_code_cell("print('hello from the tutorial')"),
@@ -251,8 +254,14 @@ def start_lab(root: Path, env_extra: dict[str, str], args: list[str]) -> Lab:
         JUPYTER_DATA_DIR=str(root / "data"),
         JUPYTER_RUNTIME_DIR=str(root / "runtime"),
         IPYTHONDIR=str(root / "ipython"),
+        JUPYTERLAB_SETTINGS_DIR=str(root / "lab-settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(root / "lab-workspaces"),
         **env_extra,
     )
+    # No "would you like news?" toast over the page.
+    notification = root / "lab-settings" / "@jupyterlab" / "apputils-extension"
+    notification.mkdir(parents=True)
+    (notification / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
     log = root / "lab.log"
     jupyter = str(Path(sys.executable).with_name("jupyter"))
     command = [
@@ -313,7 +322,10 @@ def services_lab(tmp_path_factory: pytest.TempPathFactory, standins: StandIns) -
             "SKYDECK_IDLE_TIMEOUT": "3600",
         },
         [f"--SkydeckLabConfig.api_token={SERVICE_TOKEN}",
-         "--SkydeckLabConfig.keepalive_warning=3600"],
+         "--SkydeckLabConfig.keepalive_warning=3600",
+         # What jupyterhub-singleuser tells JupyterLab, so "log out" has a hub to go to.
+         "--ServerApp.tornado_settings="
+         "{'hub_prefix': '/fake-hub/', 'hub_host': '', 'user': 'alice'}"],
     )  # fmt: skip
     yield lab
     stop_lab(lab)
@@ -332,5 +344,7 @@ def bare_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         },
         [],
     )
+    # Something to measure before anyone asks (the measured size is cached for a minute).
+    (lab.home / "data.bin").write_bytes(b"x" * 3_000_000)
     yield lab
     stop_lab(lab)

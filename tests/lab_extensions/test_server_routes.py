@@ -185,7 +185,6 @@ def test_status_with_quotas(services_lab: Lab) -> None:
 
 
 def test_status_without_quota_service(bare_lab: Lab) -> None:
-    (bare_lab.home / "data.bin").write_bytes(b"x" * 3_000_000)
     status = bare_lab.api("GET", "status").json()
     assert status["quotas"] == "absent"
     assert status["memory"]["limit_bytes"] is None
