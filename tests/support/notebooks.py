@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 
 from support.hub import RunningHub
@@ -77,8 +79,12 @@ def execute_notebook(
     copy = workdir / notebook.name
     shutil.copyfile(notebook, copy)
     nb = nbformat.read(copy, as_version=4)
+    # IPC sockets, not TCP: no port races with the other servers and kernels on the machine.
+    ipc = Path(tempfile.mkdtemp(prefix="kernel-")) / "ipc"
+    manager = AsyncKernelManager(kernel_name=KERNEL_NAME, transport="ipc", ip=str(ipc))
     client = NotebookClient(
         nb,
+        km=manager,
         timeout=timeout,
         kernel_name=KERNEL_NAME,
         resources={"metadata": {"path": str(workdir)}},
@@ -88,7 +94,10 @@ def execute_notebook(
     # Kernels must not inherit the test process's own service settings or venv leaks.
     kernel_env.pop("PYTEST_CURRENT_TEST", None)
     start = time.perf_counter()
-    client.execute(env=kernel_env, cwd=str(workdir))
+    try:
+        client.execute(env=kernel_env, cwd=str(workdir))
+    finally:
+        shutil.rmtree(ipc.parent, ignore_errors=True)
     seconds = time.perf_counter() - start
     return RunResult(copy, seconds, nb)
 
