@@ -86,6 +86,9 @@ def discovery_environment(settings: HubSettings, service_names: list[str]) -> di
     for name in service_names:
         if name in urls:
             env[urls[name]] = f"{base}/services/{name}/"
+    if settings.idle_timeout > 0:
+        # The lab extension's keep-alive control warns before the idle culler acts.
+        env["SKYDECK_IDLE_TIMEOUT"] = str(settings.idle_timeout)
     return env
 
 
