@@ -1,6 +1,6 @@
 """Production backends through ``skydeck up --config hub/deploy/production.py``.
 
-The hub database on a real PostgreSQL server (``postgres_url``), GitHub login
+The hub database and the quota store on a real PostgreSQL server, GitHub login
 against the local stand-in, in a real browser.
 """
 
@@ -24,6 +24,7 @@ from skydeck.hub.production import (
 )
 from support.github import FakeGitHub
 from support.hub import RunningHub, free_port
+from support.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parents[2]
 PRODUCTION_CONFIG = REPO / "hub" / "deploy" / "production.py"
@@ -74,12 +75,15 @@ def _rows(url: str, query: str) -> list[tuple[object, ...]]:
 def test_hub_on_postgres_with_github_login(
     hub_factory: Callable[..., RunningHub],
     fake_github: FakeGitHub,
+    postgres_server: PostgresServer,
     postgres_url: str,
     page: Page,
 ) -> None:
     fake_github.add_account("vera", teams={("rubin-sci", "galaxies")})
+    quota_url = postgres_server.url(postgres_server.create_database())
     env = {
         "SKYDECK_HUB_DB_URL": postgres_url,
+        "SKYDECK_QUOTA_DB_URL": quota_url,
         "SKYDECK_AUTH": "github",
         "SKYDECK_GITHUB_URL": fake_github.url,
         "SKYDECK_GITHUB_CLIENT_ID": fake_github.client_id,
@@ -87,7 +91,7 @@ def test_hub_on_postgres_with_github_login(
         "SKYDECK_GITHUB_ALLOWED": "rubin-sci",
         "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
     }
-    first = hub_factory(extra_config=[PRODUCTION_CONFIG], env=env)
+    first = hub_factory(extra_config=[PRODUCTION_CONFIG], env=env, timeout=240)
     page.goto(f"{first.url}/hub/home")
     page.get_by_text("Sign in with GitHub").click()
     page.select_option("#login", "vera")
@@ -103,11 +107,20 @@ def test_hub_on_postgres_with_github_login(
         "JOIN users u ON u.id = m.user_id WHERE u.name = 'vera'",
     ) == [("rubin-sci:galaxies",)]
     assert not list((first.data_dir / "hub").glob("*.sqlite"))
+    # The quota service keeps its store in PostgreSQL as well.
+    tables = {
+        name
+        for (name,) in _rows(
+            quota_url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        )
+    }
+    assert {"quota_policy", "quota_audit"} <= tables
+    assert not list(first.data_dir.glob("services/quota/*.sqlite"))
     token = first.user_token("vera")
     first.stop()
 
     # A second hub with a fresh data directory on the same database knows vera and her token.
-    second = hub_factory(extra_config=[PRODUCTION_CONFIG], env=env)
+    second = hub_factory(extra_config=[PRODUCTION_CONFIG], env=env, timeout=240)
     me = second.api("GET", "/user", token=token)
     assert me.status_code == 200, me.text
     assert me.json()["name"] == "vera"
