@@ -121,13 +121,28 @@ def request_box(x: float, y: float, nx: int, ny: int) -> PixelBox:
     return PixelBox(x0, y0, x0 + nx, y0 + ny)
 
 
-def _fits_wcs(projection: Any, box: PixelBox) -> WCS:
-    """A FITS WCS for the pixels of ``box`` (exact when the projection is FITS-representable,
-    otherwise a TAN-SIP fit good to far below a milliarcsecond over a cutout)."""
+def _max_error_mas(projection: Any, wcs: WCS, box: PixelBox) -> float:
+    """Largest sky distance (mas) between ``projection`` and ``wcs`` over a grid of ``box``."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    ny, nx = box.shape
+    gx, gy = np.meshgrid(np.linspace(0, nx - 1, 5), np.linspace(0, ny - 1, 5))
+    exact = projection.pixel_to_sky(_xy(gx.ravel() + box.x0, gy.ravel() + box.y0))
+    ra, dec = wcs.all_pix2world(gx.ravel(), gy.ravel(), 0)
+    found = SkyCoord(ra * u.deg, dec * u.deg)
+    return float(exact.separation(found).to_value(u.mas).max())
+
+
+def _fits_wcs(
+    projection: Any, box: PixelBox, *, trusted: bool = False, tolerance_mas: float = 0.1
+) -> tuple[WCS, bool]:
+    """A FITS WCS for the pixels of ``box``, and whether it is the projection's own exact
+    FITS form (``trusted`` skips re-checking that), otherwise a TAN-SIP fit."""
     lsst_box = _lsst_box(box)
     wcs = projection.as_fits_wcs(lsst_box, allow_approximation=True)
-    if wcs is not None:
-        return wcs
+    if wcs is not None and (trusted or _max_error_mas(projection, wcs, box) <= tolerance_mas):
+        return wcs, True
     import astropy.units as u
     from astropy.coordinates import SkyCoord
     from astropy.wcs.utils import fit_wcs_from_points
@@ -135,13 +150,13 @@ def _fits_wcs(projection: Any, box: PixelBox) -> WCS:
     ny, nx = box.shape
     gx, gy = np.meshgrid(np.linspace(0, nx - 1, 12), np.linspace(0, ny - 1, 12))
     sky = projection.pixel_to_sky(_xy(gx.ravel() + box.x0, gy.ravel() + box.y0))
-    fitted = fit_wcs_from_points(
+    fitted: WCS = fit_wcs_from_points(
         (gx.ravel(), gy.ravel()),
         SkyCoord(sky.ra.to(u.deg), sky.dec.to(u.deg)),
         projection="TAN",
-        sip_degree=3,
+        sip_degree=None if min(nx, ny) < 8 else 3,
     )
-    return fitted
+    return fitted, False
 
 
 class CutoutEngine:
@@ -168,6 +183,7 @@ class CutoutEngine:
         self._geometry: OrderedDict[uuid.UUID, Geometry] = OrderedDict()
         self._refs: OrderedDict[uuid.UUID, Any] = OrderedDict()
         self._cache_size = cache_size
+        self._exact_fits: set[uuid.UUID] = set()  # datasets whose WCS exports exactly
 
     @classmethod
     def from_repo(cls, repo: str, **kwargs: Any) -> CutoutEngine:
@@ -305,12 +321,15 @@ class CutoutEngine:
         data_id = {k: v for k, v in ref.dataId.required.items()}
         band = ref.dataId.get("band") or metadata.get("BAND")
         mjd = metadata.get("MJD-OBS")
+        wcs, exact = _fits_wcs(geometry.projection, out_box, trusted=ref.id in self._exact_fits)
+        if exact:
+            self._exact_fits.add(ref.id)
         return Cutout(
             image=image,
             variance=variance,
             mask=mask,
             mask_planes=planes,
-            wcs=_fits_wcs(geometry.projection, out_box),
+            wcs=wcs,
             bbox=out_box,
             requested=box,
             dataset_id=str(ref.id),
@@ -410,7 +429,7 @@ class CutoutEngine:
                 cut = self.cutout(ref, ra, dec, size, pad=pad)
             except OffImageError:
                 continue  # the detector region is a slightly generous polygon
-            if cut.mjd is None:
+            if cut.mjd is None and math.isfinite(_ref_mjd(ref)):
                 cut.mjd = _ref_mjd(ref)
             out.append(cut)
         return out
