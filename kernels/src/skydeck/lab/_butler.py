@@ -32,6 +32,8 @@ def get_butler(collections: str | list[str] | None = None, **kwargs: Any) -> But
     from lsst.daf.butler import Butler
 
     if collections is None:
+        collections = layout.read_manifest().get("butler", {}).get("collection")
+    if collections is None:
         from skydeck.images.release.butler_repo import DEFAULT_COLLECTION
 
         collections = DEFAULT_COLLECTION

@@ -32,14 +32,29 @@ def _find(layout: ReleaseLayout, name: str) -> CatalogEntry:
 
 
 def _margin_path(layout: ReleaseLayout, entry: CatalogEntry, path: UPath) -> UPath | None:
-    """The margin cache published with ``entry``, if any (a collection brings its own)."""
+    """The margin cache published with ``entry``, if any.
+
+    A HATS collection brings its own default margin.  Otherwise the manifest may
+    name one (``catalogs.<name>.margin``, relative to the release), or the build
+    published it beside the catalog as ``<name>_<radius>arcs`` (hats-import's
+    naming); with several, the widest is used.
+    """
     if (path / COLLECTION_PROPERTIES).exists():
         return None
     margin = entry.extra.get("margin")
     if margin:
         candidate = layout.root / str(margin)
         return candidate if candidate.exists() else None
-    return None
+    found: list[tuple[float, UPath]] = []
+    for candidate in path.parent.glob(f"{entry.name}_*arcs"):
+        radius = candidate.name[len(entry.name) + 1 : -len("arcs")]
+        try:
+            width = float(radius)
+        except ValueError:
+            continue
+        if (candidate / "hats.properties").exists():
+            found.append((width, candidate))
+    return max(found, key=lambda item: item[0])[1] if found else None
 
 
 def open_catalog(name: str, **kwargs: Any) -> lsdb.Catalog:
