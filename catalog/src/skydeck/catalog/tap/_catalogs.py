@@ -53,6 +53,8 @@ class HatsTable:
     partitions: list[HatsPartition] = field(default_factory=list)
     #: The parquet column name for each published (TAP) column name.
     physical: dict[str, str] = field(default_factory=dict)
+    #: The order-29 HEALPix index column rows are sorted by (row-group pruning), if any.
+    healpix_column: str | None = None
 
     @property
     def files(self) -> list[str]:
@@ -188,12 +190,17 @@ def load_tables(layout: ReleaseLayout) -> tuple[list[SchemaInfo], list[HatsTable
             physical = {n: n for n in physical_names}
             published.setdefault(schema_name, SchemaInfo(name=schema_name))
         info.nrows = entry.rows or int(catalog.catalog_info.total_rows or 0)
+        all_names = set(arrow_schema.names) if arrow_schema is not None else set()
+        healpix = catalog.catalog_info.healpix_column or "_healpix_29"
+        if int(catalog.catalog_info.healpix_order or 29) != 29:
+            healpix = ""  # only order-29 indices are understood here
         ra = catalog.catalog_info.ra_column
         dec = catalog.catalog_info.dec_column
         tables.append(
             HatsTable(
                 info=info,
                 root=str(root),
+                healpix_column=healpix if healpix in all_names else None,
                 ra_column=ra if ra in physical_names else None,
                 dec_column=dec if dec in physical_names else None,
                 partitions=partitions,

@@ -185,6 +185,9 @@ class Engine:
         self._lock = threading.Lock()
         if threads:
             self._db.execute(f"SET threads = {int(threads)}")
+        # parquet footers are read once, not on every query (files of a release never change
+        # in place: a new release is published by renaming a whole directory)
+        self._db.execute("SET parquet_metadata_cache = true")
         if memory_limit:
             self._db.execute(f"SET memory_limit = '{memory_limit}'")
         for macro in SQL_MACROS:
@@ -209,11 +212,11 @@ class Engine:
             for name, phys in table.physical.items()
         )
 
-    def _source_sql(self, table: HatsTable, files: list[str]) -> str:
+    def _source_sql(self, table: HatsTable, files: list[str], condition: str = "") -> str:
         if not files:
             files, where = table.files[:1], " WHERE false"
         else:
-            where = ""
+            where = f" WHERE {condition}" if condition else ""
         file_list = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         return f"SELECT {self._select_list(table)} FROM read_parquet([{file_list}]){where}"
 
@@ -329,6 +332,7 @@ class Engine:
 
     def _pruned_source(self, table: HatsTable, cones: list[Cone]) -> tuple[str, int, int]:
         chosen = None
+        conditions = []
         for cone in cones:
             pixels = cone_pixels(cone)
             if pixels is None:
@@ -336,12 +340,16 @@ class Engine:
             order, ipix = pixels
             touched = {(p.order, p.pixel) for p in table.touched(order, ipix)}
             chosen = touched if chosen is None else chosen & touched
+            if table.healpix_column:
+                conditions.append(_healpix_condition(_q(table.healpix_column), order, ipix))
         if chosen is None:
             parts = table.partitions
         else:
             parts = [p for p in table.partitions if (p.order, p.pixel) in chosen]
+        # rows are sorted by the order-29 index, so ranges of it skip row groups
+        condition = " AND ".join(conditions)
         return (
-            "(" + self._source_sql(table, [p.path for p in parts]) + ")",
+            "(" + self._source_sql(table, [p.path for p in parts], condition) + ")",
             len(parts),
             len(table.partitions),
         )
@@ -496,6 +504,30 @@ class Engine:
 
     def pixel_cover(self, cone: Cone) -> tuple[int, np.ndarray] | None:
         return cone_pixels(cone)
+
+
+def _healpix_condition(column: str, order: int, pixels: np.ndarray, most: int = 48) -> str:
+    """SQL keeping rows whose order-29 HEALPix index lies under ``pixels`` (of ``order``).
+
+    Coarsens the pixels until at most ``most`` index ranges remain, and adds the
+    envelope first so that parquet statistics can skip row groups cheaply.
+    """
+    pixels = np.unique(np.asarray(pixels, dtype=np.int64))
+    while True:
+        shift = 2 * (29 - order)
+        starts = pixels << shift
+        ends = ((pixels + 1) << shift) - 1
+        breaks = np.nonzero(starts[1:] > ends[:-1] + 1)[0]
+        if len(breaks) + 1 <= most or order == 0:
+            break
+        pixels = np.unique(pixels >> 2)
+        order -= 1
+    lows = np.concatenate([starts[:1], starts[breaks + 1]])
+    highs = np.concatenate([ends[breaks], ends[-1:]])
+    ranges = " OR ".join(
+        f"{column} BETWEEN {lo} AND {hi}" for lo, hi in zip(lows, highs, strict=True)
+    )
+    return f"({column} BETWEEN {lows[0]} AND {highs[-1]} AND ({ranges}))"
 
 
 def _compatible(datatype: str, arrow_type: pa.DataType) -> bool:
