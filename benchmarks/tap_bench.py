@@ -71,6 +71,7 @@ def build_release() -> Path:
     from dask.distributed import Client
     from hats_import.catalog.arguments import ImportArguments
     from hats_import.pipeline import pipeline_with_client
+
     from support.tap import dp02_schema_subset
 
     inputs = WORK / "input"
