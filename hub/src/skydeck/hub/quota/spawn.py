@@ -75,6 +75,11 @@ class QuotaHooks:
         self.chained_pre_spawn: Callable[[Any], Any] | None = None
         self.chained_post_stop: Callable[[Any], Any] | None = None
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> QuotaHooks:
+        # traitlets deep-copies every config value into each new Spawner; the hooks are
+        # bound methods of this object, whose open database must be shared, not copied.
+        return self
+
     @property
     def service(self) -> QuotaService:
         if self._service is None:
