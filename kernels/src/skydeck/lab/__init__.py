@@ -22,6 +22,13 @@ from skydeck.lab._errors import (
     ServiceUnavailableError,
     SkydeckError,
 )
+from skydeck.lab._images import (  # images: cutouts and widgets, bokeh loads on first use
+    get_cutout,
+    rgb_image,
+    show_cutouts,
+    show_epochs,
+    show_image,
+)
 from skydeck.lab._tap import get_tap_service
 
 __all__ = [
@@ -33,10 +40,15 @@ __all__ = [
     "ServiceUnavailableError",
     "SkydeckError",
     "get_butler",
+    "get_cutout",
     "get_dask_client",
     "get_tap_service",
     "list_catalogs",
     "open_catalog",
+    "rgb_image",
+    "show_cutouts",
+    "show_epochs",
+    "show_image",
     "shutdown_dask_clusters",
     "where",
 ]
