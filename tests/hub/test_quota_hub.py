@@ -15,6 +15,7 @@ import requests
 from click.testing import CliRunner
 
 from skydeck.hub.quota.cli import quota as quota_cli
+from support.browser import ARTIFACTS
 from support.hub import RunningHub
 
 pytestmark = pytest.mark.slow
@@ -362,7 +363,11 @@ def test_admin_page_sets_group_memory_applied_at_next_spawn(qhub: RunningHub, br
         assert menu.all_inner_texts()[1].startswith("large")
         kim.select_option("#skydeck-size", "large")
         kim.click("form#spawn_form [type=submit]")
-        kim.wait_for_url("**/user/web-kim/**", timeout=180_000)
+        # Wait for the hub to report the lab ready (not for JupyterLab's page to load).
+        deadline = time.monotonic() + 180
+        while not (qhub.api("GET", "/users/web-kim").json()["servers"].get("") or {}).get("ready"):
+            assert time.monotonic() < deadline, f"web-kim's lab did not start: {qhub.log_path}"
+            time.sleep(0.5)
         env = lab_environ(qhub, "web-kim")
         assert env["MEM_LIMIT"] == str(8 * GIB) and env["SKYDECK_LAB_SIZE"] == "large"
 
@@ -372,6 +377,12 @@ def test_admin_page_sets_group_memory_applied_at_next_spawn(qhub: RunningHub, br
         )
         kim.goto(f"{qhub.url}/services/quota/me")
         expect(kim.locator("#quota-limits")).to_contain_text("8.0 GiB")
+    except Exception:
+        ARTIFACTS.mkdir(exist_ok=True)
+        for name, context in (("admin", admin), ("user", user)):
+            for i, open_page in enumerate(context.pages):
+                open_page.screenshot(path=str(ARTIFACTS / f"quota-browser-{name}-{i}.png"))
+        raise
     finally:
         admin.close()
         user.close()
