@@ -10,6 +10,7 @@ which are validated against the Kubernetes schema with kubernetes-validate.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from jupyterhub.objects import Hub, Server
 from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.config import kube_config
 from kubespawner import KubeSpawner
+from tornado.web import HTTPError
 from traitlets.config import Config
 
 from skydeck.hub.github import SkydeckGitHubOAuthenticator
@@ -98,6 +100,7 @@ class _User:
     name: str
     id: int = 7
     server: Server = field(default_factory=Server)
+    groups: list[Any] = field(default_factory=list)
     url: str = ""
 
     def __post_init__(self) -> None:
@@ -153,8 +156,15 @@ def offline_kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
 
 
 @pytest.fixture(scope="module")
-def hub_config() -> Config:
-    return chart_config(_values("skydeck-values.yaml"))
+def hub_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
+    """The chart's config of our values, in a hub environment made of ``hub.extraEnv``."""
+    values = _values("skydeck-values.yaml")
+    quota_db = tmp_path_factory.mktemp("quota") / "quota.sqlite"
+    secrets = {"SKYDECK_QUOTA_DB_URL": f"sqlite:///{quota_db}", "PGPASSWORD": "unused"}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in values["hub"]["extraEnv"].items():
+            patch.setenv(name, value if isinstance(value, str) else secrets[name])
+        yield chart_config(values)
 
 
 SIZES = [
@@ -212,11 +222,14 @@ async def test_values_load_through_the_hub_config_pass_through(hub_config: Confi
     spawner = _spawner(c)
     assert spawner.image == "ghcr.io/skydeck/skydeck-lab:0.1.0"
     assert spawner.args == LAB_ARGS
-    assert [p["slug"] for p in spawner.profile_list] == [s.name for s in DEFAULT_SIZES]
+    # Profiles per user, from the quota: a non-empty part of the policy's sizes.
+    slugs = [p["slug"] for p in await spawner.profile_list(spawner)]
+    assert slugs and set(slugs) <= {s.name for s in DEFAULT_SIZES}
 
 
 async def test_pod_manifest_has_quota_resources_volumes_and_discovery(hub_config: Config) -> None:
-    size = max(DEFAULT_SIZES, key=lambda s: s.cpu)
+    offered = [p["slug"] for p in await _spawner(hub_config).profile_list(_spawner(hub_config))]
+    size = max((s for s in DEFAULT_SIZES if s.name in offered), key=lambda s: s.cpu)
     spawner = _spawner(hub_config, profile=size.name)
     await spawner.load_user_options()
     pod = _serialize(await spawner.get_pod_manifest())
@@ -254,8 +267,11 @@ async def test_pod_manifest_has_quota_resources_volumes_and_discovery(hub_config
 
 
 async def test_each_size_gives_a_valid_pod(hub_config: Config) -> None:
+    """Every size of the policy, as offered to a user whose quota allows them all."""
+    c = copy.deepcopy(hub_config)
+    c.KubeSpawner.profile_list = profile_list(DEFAULT_SIZES)
     for size in DEFAULT_SIZES:
-        spawner = _spawner(hub_config, profile=size.name)
+        spawner = _spawner(c, profile=size.name)
         await spawner.load_user_options()
         pod = _serialize(await spawner.get_pod_manifest())
         _validate(pod)
@@ -290,6 +306,40 @@ async def test_each_user_sees_only_the_sizes_of_their_quota() -> None:
         await _spawner(c, user="vera").load_user_options()
 
 
+async def test_quota_decides_the_profiles_and_checks_the_spawn(hub_config: Config) -> None:
+    """The values' quota hooks and KubeSpawner's profiles agree on one user's sizes."""
+    (quota,) = [s for s in hub_config.JupyterHub.services if s["name"] == "quota"]
+    assert quota["url"] == "http://skydeck-quota:8080"
+    # The profile page is the only size menu: the quota's own menu is switched off.
+    assert "options_form" not in hub_config.Spawner
+    assert "options_form" in hub_config.KubeSpawner
+    hooks = hub_config.Spawner.pre_spawn_hook.__self__  # QuotaHooks from configure_quota
+    offered = [s.name for s in await hooks.sizes_for_user(_spawner(hub_config, user="ada"))]
+    assert offered  # the default lab quota offers at least one size
+    too_big = [s.name for s in DEFAULT_SIZES if s.name not in offered]
+
+    spawner = _spawner(hub_config, user="ada", profile=offered[-1])
+    form = await spawner.get_options_form()
+    assert all(f'value="{name}"' in form for name in offered)
+    assert not any(f'value="{name}"' in form for name in too_big)
+    await hub_config.Spawner.pre_spawn_hook(spawner)  # the quota's check passes
+    await spawner.load_user_options()
+    pod = _serialize(await spawner.get_pod_manifest())
+    _validate(pod)
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["SKYDECK_LAB_SIZE"] == offered[-1]
+
+    if too_big:  # a size outside the quota is refused by the quota and by KubeSpawner
+        big = _spawner(hub_config, user="ada", profile=too_big[-1])
+        with pytest.raises(HTTPError, match="not within your quota"):
+            await hub_config.Spawner.pre_spawn_hook(big)
+        with pytest.raises(ValueError, match=too_big[-1]):
+            await big.load_user_options()
+    # The submitted profile page is read the KubeSpawner way (``profile``), as the quota expects.
+    chosen = spawner.run_options_from_form({"profile": [offered[0]]})
+    assert chosen == {"profile": offered[0]}
+
+
 async def test_unknown_profile_is_refused(hub_config: Config) -> None:
     spawner = _spawner(hub_config, profile="enormous")
     with pytest.raises(ValueError, match="enormous"):
@@ -322,7 +372,7 @@ def test_service_manifests_are_valid_and_match_the_hub_services() -> None:
         _validate(document)
     hub_services = _values("skydeck-values.yaml")["hub"]["services"]
     k8s_services = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Service"}
-    for name in ("tap", "cutouts"):
+    for name in ("tap", "cutouts", "quota"):
         host_port = hub_services[name]["url"].removeprefix("http://")
         host, port = host_port.split(":")
         assert int(port) in [p["port"] for p in k8s_services[host]["spec"]["ports"]]

@@ -57,26 +57,49 @@ def test_docker_commands_match_the_dockerfiles_and_values() -> None:
         assert " ".join(command) in (REPO / dockerfile).read_text()
 
 
-def test_secret_names_match_the_values() -> None:
-    values_text = (REPO / "hub/deploy/helm/skydeck-values.yaml").read_text()
-    values = yaml.safe_load(values_text)
-    secrets = {
-        c[c.index("generic") + 1]: [
+def _secret_refs(node: object) -> list[tuple[str, str]]:
+    """Every (secret, key) a values file or manifest reads, found anywhere in it."""
+    found = []
+    if isinstance(node, dict):
+        ref = node.get("secretKeyRef")
+        if isinstance(ref, dict):
+            found.append((ref["name"], ref["key"]))
+        for value in node.values():
+            found += _secret_refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += _secret_refs(value)
+    return found
+
+
+def test_every_secret_read_is_created_by_the_commands() -> None:
+    """Secrets the deployment reads are created by the README's commands (or by the chart)."""
+    created = {
+        c[c.index("generic") + 1]: {
             w.removeprefix("--from-literal=").split("=")[0]
             for w in c
             if w.startswith("--from-literal=")
-        ]
+        }
         for c in _commands()
         if c[:2] == ["kubectl", "-n"] and "secret" in c
     }
+    values = yaml.safe_load((REPO / "hub/deploy/helm/skydeck-values.yaml").read_text())
+    manifests = list(
+        yaml.safe_load_all((REPO / "hub/deploy/kubernetes/skydeck-services.yaml").read_text())
+    )
+    refs = set(_secret_refs(values)) | set(_secret_refs(manifests))
+    assert ("skydeck-quota-db", "url") in refs
+    for name, key in sorted(refs):
+        if name == "hub":  # the chart's own secret, with the services' generated tokens
+            assert key.startswith("hub.services.") and key.endswith(".apiToken")
+            continue
+        assert key in created.get(name, set()), f"README never creates secret {name} key {key}"
+    # The GitHub secret is mounted as files the authenticator reads.
     github_volume = next(v for v in values["hub"]["extraVolumes"] if v["name"] == "github-oauth")
-    assert github_volume["secret"]["secretName"] in secrets
+    secret_keys = created[github_volume["secret"]["secretName"]]
     auth = values["hub"]["config"]["SkydeckGitHubOAuthenticator"]
-    for key in ("client-id", "client-secret"):
-        assert key in secrets["skydeck-github"]
-        assert any(p.endswith("/" + key) for p in auth.values() if isinstance(p, str))
-    db_secret = values["hub"]["extraEnv"]["PGPASSWORD"]["valueFrom"]["secretKeyRef"]
-    assert db_secret["name"] in secrets and db_secret["key"] in secrets[db_secret["name"]]
+    for trait in ("client_id_file", "client_secret_file"):
+        assert auth[trait].rsplit("/", 1)[1] in secret_keys
 
 
 def test_one_machine_command_is_the_tested_config() -> None:

@@ -175,6 +175,18 @@ def user_profile_list(sizes_for_user: SizesForUser, **options: Any) -> Callable[
     return _profiles
 
 
+async def _profile_form(spawner: Any) -> str:
+    """KubeSpawner's profile page for a callable ``profile_list``."""
+    form: str = await spawner._render_options_form_dynamically(spawner)
+    return form
+
+
+def _profile_from_form(form_data: dict[str, list[str]], spawner: Any) -> dict[str, Any]:
+    """KubeSpawner's reading of its profile page (``profile`` and profile options)."""
+    options: dict[str, Any] = spawner._options_from_form(form_data)
+    return options
+
+
 def configure_kubernetes(
     c: Any,
     settings: KubernetesSettings,
@@ -199,6 +211,10 @@ def configure_kubernetes(
     spawner.profile_list = profile_list(sizes, default=default_size)
     if sizes_for_user is not None:
         spawner.profile_list = user_profile_list(sizes_for_user)
+        # The quota's own size menu (installed on c.Spawner for local labs) gives way to
+        # KubeSpawner's profile page, so the chosen profile is what KubeSpawner applies.
+        spawner.options_form = _profile_form
+        spawner.options_from_form = _profile_from_form
     spawner.cmd = ["jupyterhub-singleuser"]
     spawner.args = list(LAB_ARGS)
     spawner.default_url = "/lab"
