@@ -22,6 +22,7 @@ class _Log:
         self.lines.append(msg % args)
 
     warning = info
+    error = info
 
 
 def test_memory_watchdog_stops_a_lab_over_its_limit(tmp_path) -> None:
@@ -64,3 +65,18 @@ def test_choose_size() -> None:
     assert "choose one of: standard, large" in str(info.value.log_message)
     assert "the help desk" in str(info.value.log_message)
     assert QuotaHooks.options_from_form({"size": ["large"]}) == {"size": "large"}
+
+
+async def test_unreachable_quota_database_refuses_with_a_clear_message() -> None:
+    from skydeck.hub.preflight import free_port
+
+    hooks = QuotaHooks(f"postgresql+psycopg://quota@127.0.0.1:{free_port()}/quota", None)
+    log = _Log()
+    spawner = SimpleNamespace(
+        user=SimpleNamespace(name="ann", groups=[]), user_options={}, name="", log=log
+    )
+    with pytest.raises(web.HTTPError) as info:
+        await hooks.pre_spawn_hook(spawner)
+    assert info.value.status_code == 503
+    assert "quota database is unreachable" in str(info.value.log_message)
+    assert log.lines and "quota database failed" in log.lines[0]

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from sqlalchemy.exc import SQLAlchemyError
 from tornado import web
 from tornado.ioloop import PeriodicCallback
 
@@ -130,7 +131,15 @@ class QuotaHooks:
             if asyncio.iscoroutine(result):
                 await result
         user = spawner.user.name
-        status = await asyncio.to_thread(self.service.status, user, _groups(spawner), True)
+        try:
+            status = await asyncio.to_thread(self.service.status, user, _groups(spawner), True)
+        except SQLAlchemyError as error:
+            spawner.log.error("quota: the quota database failed: %s", error)
+            raise web.HTTPError(
+                503,
+                "Your quota cannot be checked right now (the quota database is unreachable); "
+                "try again in a minute, and tell your platform administrators if it persists.",
+            ) from error
         if not status.spawn.allowed:
             raise web.HTTPError(403, status.spawn.reason)
         size = self.choose_size(status.quota.sizes, spawner.user_options or {}, status)
