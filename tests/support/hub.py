@@ -142,9 +142,13 @@ def start_hub(
     extra_config: list[Path] | None = None,
     env: dict[str, str] | None = None,
     args: list[str] | None = None,
-    timeout: float = 60,
+    timeout: float = 300,
 ) -> RunningHub:
-    """Run ``skydeck up`` on a free port and wait until the hub API answers."""
+    """Run ``skydeck up`` on a free port and wait until the hub API answers.
+
+    JupyterHub starts its managed services one after another and waits for each,
+    so on a busy 2-core machine start-up can take a while: the timeout is generous.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     if release is not None and not (data_dir / "release").exists():
         (data_dir / "release").symlink_to(release, target_is_directory=True)
