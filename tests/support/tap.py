@@ -193,7 +193,7 @@ def import_hats(
 
     work.mkdir(parents=True, exist_ok=True)
     with Client(
-        processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None
+        processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0"
     ) as client:
         for name, (df, ra, dec, threshold) in frames.items():
             source = work / f"{name}.parquet"
