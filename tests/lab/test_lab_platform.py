@@ -155,3 +155,46 @@ def test_clusters_without_a_lab_are_reaped(lab_hub: RunningHub):
         time.sleep(1)
     assert _clusters(lab_hub, "carol") == []
     assert "has no running lab" in lab_hub.log_path.read_text()
+
+
+def test_dask_sidebar_and_dashboards_work_in_the_lab(lab_hub: RunningHub):
+    """dask-labextension's NEW makes a gateway cluster; both kinds of dashboard are reachable."""
+    url = lab_hub.start_server("dave")
+    token = lab_hub.user_token("dave")
+    auth = {"Authorization": f"token {token}"}
+    # The sidebar's NEW button (dask-labextension's REST API in the lab server).
+    response = requests.put(f"{url}/dask/clusters", headers=auth, timeout=180)
+    assert response.status_code == 200, response.text
+    model = response.json()
+    try:
+        (cluster,) = _clusters(lab_hub, "dave")  # a gateway cluster of dave's
+        link = model["dashboard_link"]
+        assert link.startswith(f"{lab_hub.url}/services/dask-gateway/clusters/{cluster['name']}/")
+        dashboard = requests.get(link, timeout=60)
+        assert dashboard.status_code == 200
+        assert "Dask" in dashboard.text
+    finally:
+        requests.delete(f"{url}/dask/clusters/{model['id']}", headers=auth, timeout=60)
+    deadline = time.monotonic() + 60
+    while _clusters(lab_hub, "dave") and time.monotonic() < deadline:
+        time.sleep(1)
+    assert _clusters(lab_hub, "dave") == []
+
+    # A LocalCluster's dashboard goes through jupyter-server-proxy under the lab's URL.
+    session = LabSession(url, token).start()
+    try:
+        link = _json(
+            session,
+            "import dask, json, warnings\nfrom skydeck.lab import get_dask_client\n"
+            "warnings.simplefilter('ignore')\n"
+            "with dask.config.set({'skydeck.dask.use-gateway': False}):\n"
+            "    client = get_dask_client(n_workers=1)\n"
+            "print(json.dumps(client.dashboard_link))",
+        )
+        assert link.startswith("/user/dave/proxy/")
+        dashboard = requests.get(f"{lab_hub.url}{link}", headers=auth, timeout=60)
+        assert dashboard.status_code == 200
+        assert "Dask" in dashboard.text
+    finally:
+        session.shutdown()
+        lab_hub.stop_server("dave")
