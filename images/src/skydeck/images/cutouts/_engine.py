@@ -184,6 +184,10 @@ class CutoutEngine:
         self._refs: OrderedDict[uuid.UUID, Any] = OrderedDict()
         self._cache_size = cache_size
         self._exact_fits: set[uuid.UUID] = set()  # datasets whose WCS exports exactly
+        # Open lsst.images readers of local files, so repeated cutouts of one image skip
+        # re-opening and re-parsing it (each read is still a partial read of the pixels).
+        self._readers: OrderedDict[uuid.UUID, tuple[Any, Any]] = OrderedDict()
+        self.max_open_files = 16
 
     @classmethod
     def from_repo(cls, repo: str, **kwargs: Any) -> CutoutEngine:
@@ -309,7 +313,7 @@ class CutoutEngine:
                 f"dataset {ref.id} (x={geometry.bbox.x0}:{geometry.bbox.x1}, "
                 f"y={geometry.bbox.y0}:{geometry.bbox.y1})."
             )
-        masked = self.butler.get(ref, parameters={"bbox": _lsst_box(inside)})
+        masked = self._read(ref, inside)
         image = np.asarray(masked.image.array, dtype=np.float32)
         variance = np.asarray(masked.variance.array, dtype=np.float32)
         mask, planes = _packed_mask(masked.mask)
@@ -339,6 +343,39 @@ class CutoutEngine:
             mjd=float(mjd) if mjd is not None else None,
             unit=str(masked.unit) if masked.unit is not None else None,
         )
+
+    def _read(self, ref: Any, box: PixelBox) -> Any:
+        """The pixels of ``box`` only: an lsst.images partial read (``bbox`` parameter)."""
+        reader = self._readers.get(ref.id)
+        if reader is None:
+            uri = self.butler.getURI(ref)
+            if not uri.isLocal or uri.getExtension() != ".fits":
+                return self.butler.get(ref, parameters={"bbox": _lsst_box(box)})
+            import contextlib
+
+            from lsst.images import serialization
+
+            stack = contextlib.ExitStack()
+            opened = stack.enter_context(serialization.open_archive(uri.ospath, partial=True))
+            reader = (stack, opened)
+            self._readers[ref.id] = reader
+            while len(self._readers) > self.max_open_files:
+                _, (old_stack, _) = self._readers.popitem(last=False)
+                old_stack.close()
+        self._readers.move_to_end(ref.id)
+        return reader[1].read(bbox=_lsst_box(box))
+
+    def close(self) -> None:
+        """Close the files kept open for fast repeated cutouts."""
+        while self._readers:
+            _, (stack, _) = self._readers.popitem()
+            stack.close()
+
+    def __enter__(self) -> CutoutEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # --- spatial lookups ----------------------------------------------------------
 
