@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tornado.web import HTTPError
 from traitlets.config import Config
 
 from skydeck.hub.github import (
     AUTHENTICATOR_CLASS,
+    REFUSED_REASON,
     GitHubLogin,
     GitHubLoginError,
     SkydeckGitHubOAuthenticator,
@@ -181,5 +183,12 @@ async def test_membership_decides_who_is_allowed(fake_github: FakeGitHub) -> Non
     decisions = {}
     for login in ("member", "teamless", "astro", "outsider"):
         model = await _login(auth, fake_github, login)
-        decisions[login] = await auth.check_allowed(login, model)
+        try:
+            decisions[login] = await auth.check_allowed(login, model)
+        except HTTPError as error:  # refused: a 403 page with a short title and the why
+            assert (error.status_code, error.reason) == (403, REFUSED_REASON)
+            assert "partner:astro, rubin-sci" in error.log_message
+            decisions[login] = False
     assert decisions == {"member": True, "teamless": False, "astro": True, "outsider": False}
+    # JupyterHub's own startup check of existing users (no auth model) is not refused.
+    assert await auth.check_allowed("outsider", None) is True

@@ -83,7 +83,7 @@ def test_outsider_is_refused_with_a_clear_page(
     _sign_in(page, github_hub, "mallory")
     page.wait_for_url("**/hub/oauth_callback**")
     body = page.locator("body")
-    expect(body).to_contain_text("403")
+    expect(page.locator("h1")).to_contain_text("403 : Not allowed on this Skydeck")
     expect(body).to_contain_text(
         "not a member of any GitHub organization or team allowed on this Skydeck"
     )

@@ -28,10 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from oauthenticator.github import GitHubOAuthenticator
+from tornado import web
 from traitlets import Unicode, default
 
 ENV_PREFIX = "SKYDECK_GITHUB_"
 AUTHENTICATOR_CLASS = "skydeck.hub.github.SkydeckGitHubOAuthenticator"
+#: Title of the page a GitHub user who may not log in sees.
+REFUSED_REASON = "Not allowed on this Skydeck"
 
 
 class GitHubLoginError(ValueError):
@@ -118,6 +121,18 @@ class SkydeckGitHubOAuthenticator(GitHubOAuthenticator):
             "to add you (membership may need to be accepted on GitHub, and the hub's "
             "OAuth app approved for the organization), then sign in again."
         )
+
+    async def check_allowed(self, username: str, auth_model: dict[str, Any] | None) -> bool:
+        """Allowed by organization, team, group or name; otherwise a 403 page saying why.
+
+        The page's title is short (`REFUSED_REASON`) and its text is
+        `custom_403_message`, which names the allowed organizations and teams.
+        """
+        allowed: bool = await super().check_allowed(username, auth_model)
+        if allowed or auth_model is None:
+            return allowed
+        self.log.warning("GitHub user %s is not in an allowed organization or team", username)
+        raise web.HTTPError(403, self.custom_403_message, reason=REFUSED_REASON)
 
     async def get_user_groups(self, auth_state: dict[str, Any]) -> set[str]:
         """Hub groups from the GitHub teams in the auth state, as ``org:team-slug``.
