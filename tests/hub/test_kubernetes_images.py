@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,27 @@ def test_build_context_leaves_out_local_environments() -> None:
     ignored = (REPO / ".dockerignore").read_text().split()
     for entry in ("**/.venv", "**/node_modules", ".git", "skydeck-data"):
         assert entry in ignored
+
+
+def test_hub_image_gets_what_the_hub_config_imports() -> None:
+    """The lock's export for skydeck-hub (what hub/Dockerfile installs) has the production
+    backends the chart's hub config uses: KubeSpawner, GitHub login, PostgreSQL."""
+    uv = shutil.which("uv")
+    assert uv, "uv is needed to export the lock (https://docs.astral.sh/uv/)"
+    command = [uv, "export", "--frozen", "--no-dev", "--package", "skydeck-hub"]
+    exported = subprocess.run(
+        [*command, "--no-emit-workspace", "--no-hashes"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    names = {
+        re.split(r"[=<>\[; ]", line, maxsplit=1)[0].lower()
+        for line in exported.splitlines()
+        if line and not line.startswith((" ", "#", "-"))
+    }
+    needed = {"jupyterhub", "jupyterhub-kubespawner", "oauthenticator", "psycopg", "sqlalchemy"}
+    assert needed <= names, f"missing from the hub image: {sorted(needed - names)}"
+    assert "psycopg-binary" in names  # no compiler or libpq headers in the hub image
+    assert "lsdb" not in names  # the hub image stays free of the science stack
