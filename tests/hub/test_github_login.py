@@ -40,7 +40,7 @@ def github_hub(
         "SKYDECK_GITHUB_ADMIN_TEAMS": "rubin-sci:platform",
         "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
     }
-    return hub_factory(extra_config=[GITHUB_CONFIG], env=env, timeout=240)
+    return hub_factory(extra_config=[GITHUB_CONFIG], env=env)
 
 
 def _sign_in(page: Page, hub: RunningHub, login: str) -> None:

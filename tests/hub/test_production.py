@@ -91,7 +91,7 @@ def test_hub_on_postgres_with_github_login(
         "SKYDECK_GITHUB_ALLOWED": "rubin-sci",
         "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
     }
-    first = hub_factory(extra_config=[PRODUCTION_CONFIG], env=env, timeout=240)
+    first = hub_factory(extra_config=[PRODUCTION_CONFIG], env=env)
     page.goto(f"{first.url}/hub/home")
     page.get_by_text("Sign in with GitHub").click()
     page.select_option("#login", "vera")
@@ -120,7 +120,7 @@ def test_hub_on_postgres_with_github_login(
     first.stop()
 
     # A second hub with a fresh data directory on the same database knows vera and her token.
-    second = hub_factory(extra_config=[PRODUCTION_CONFIG], env=env, timeout=240)
+    second = hub_factory(extra_config=[PRODUCTION_CONFIG], env=env)
     me = second.api("GET", "/user", token=token)
     assert me.status_code == 200, me.text
     assert me.json()["name"] == "vera"
