@@ -64,14 +64,14 @@ def chart_config(values: dict[str, Any]) -> Config:
     c.KubeSpawner.storage_pvc_ensure = True
     c.KubeSpawner.storage_capacity = storage["capacity"]
     c.KubeSpawner.storage_access_modes = storage["dynamic"]["storageAccessModes"]
+    # Volumes and mounts are dicts keyed by name, as the chart (4.x) makes them.
     volume = storage["dynamic"]["volumeNameTemplate"]
-    c.KubeSpawner.volumes = [
-        {
-            "name": volume,
-            "persistentVolumeClaim": {"claimName": storage["dynamic"]["pvcNameTemplate"]},
-        }
-    ]
-    c.KubeSpawner.volume_mounts = [{"name": volume, "mountPath": storage["homeMountPath"]}]
+    c.KubeSpawner.volumes = {
+        volume: {"name": volume, "persistentVolumeClaim": {"claimName": "{pvc_name}"}}
+    }
+    c.KubeSpawner.volume_mounts = {
+        volume: {"name": volume, "mountPath": storage["homeMountPath"], "subPath": None}
+    }
     if single.get("profileList"):
         c.KubeSpawner.profile_list = single["profileList"]
     services = [{"name": name, **spec} for name, spec in hub.get("services", {}).items()]
@@ -338,6 +338,24 @@ async def test_quota_decides_the_profiles_and_checks_the_spawn(hub_config: Confi
     # The submitted profile page is read the KubeSpawner way (``profile``), as the quota expects.
     chosen = spawner.run_options_from_form({"profile": [offered[0]]})
     assert chosen == {"profile": offered[0]}
+
+
+def test_release_volume_is_added_to_list_or_dict_volumes() -> None:
+    """KubeSpawner takes volumes as a list or (the chart's form) a dict keyed by name."""
+    home = {"name": "home", "persistentVolumeClaim": {"claimName": "claim-{username}"}}
+    for volumes in ([home], {"home": home}):
+        c = Config()
+        c.KubeSpawner.volumes = volumes
+        configure_kubernetes(c, KubernetesSettings(hub_url="https://x"))
+        added = c.KubeSpawner.volumes
+        items = list(added.values()) if isinstance(added, dict) else added
+        assert type(added) is type(volumes)
+        assert [v["name"] for v in items] == ["home", "skydeck-release"]
+    c = Config()
+    configure_kubernetes(
+        c, KubernetesSettings(hub_url="https://x", release_claim="", release="s3://b/r")
+    )
+    assert "volumes" not in c.KubeSpawner
 
 
 async def test_unknown_profile_is_refused(hub_config: Config) -> None:

@@ -229,17 +229,25 @@ def configure_kubernetes(
     if home_gib is not None:  # an unlimited quota leaves the chart's capacity
         spawner.storage_capacity = _gib(home_gib)
     if settings.release_claim:
-        volumes = list(spawner.volumes) if "volumes" in spawner else []
-        mounts = list(spawner.volume_mounts) if "volume_mounts" in spawner else []
-        volumes.append(
-            {
-                "name": "skydeck-release",
-                "persistentVolumeClaim": {"claimName": settings.release_claim, "readOnly": True},
-            }
-        )
-        mounts.append({"name": "skydeck-release", "mountPath": settings.release, "readOnly": True})
-        spawner.volumes = volumes
-        spawner.volume_mounts = mounts
+        volume = {
+            "name": "skydeck-release",
+            "persistentVolumeClaim": {"claimName": settings.release_claim, "readOnly": True},
+        }
+        mount = {"name": "skydeck-release", "mountPath": settings.release, "readOnly": True}
+        spawner.volumes = _added(spawner, "volumes", volume)
+        spawner.volume_mounts = _added(spawner, "volume_mounts", mount)
+
+
+def _added(spawner: Any, trait: str, item: dict[str, Any]) -> list[Any] | dict[str, Any]:
+    """``trait`` of the config section with ``item`` added, as a list or as a dict.
+
+    KubeSpawner takes volumes and mounts either as a list or as a dict keyed by name
+    (the form the Zero to JupyterHub chart 4 uses, so that values merge).
+    """
+    current = spawner.get(trait, [])
+    if isinstance(current, dict):
+        return {**current, f"skydeck-{item['name']}": item}
+    return [*current, item]
 
 
 def service_command(name: str, environ: dict[str, str]) -> tuple[list[str], dict[str, str]]:
