@@ -53,6 +53,25 @@ def _clusters(hub: RunningHub, user: str) -> list[dict[str, Any]]:
     return list(response.json().values())
 
 
+def _dask_usage(hub: RunningHub, user: str) -> dict[str, dict[str, Any]]:
+    """The Dask sessions the quota service has open for ``user``, by cluster name."""
+    headers = {"Authorization": f"token {hub.user_token(user)}"}
+    url = f"{hub.url}/services/quota/api/users/{user}/status"
+    response = requests.get(url, headers=headers, timeout=30)
+    response.raise_for_status()
+    running = response.json()["usage"]["running"]
+    return {s["key"]: s for s in running if s["source"] == "dask"}
+
+
+def _wait_for(get: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    value = get()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(1)
+        value = get()
+    return value
+
+
 def test_lab_gets_the_discovery_environment(alice: LabSession, lab_hub: RunningHub):
     found = _json(alice, "import json, skydeck.lab as sl; print(json.dumps(sl.where()))")
     assert found["user"] == "alice"
@@ -118,6 +137,10 @@ print(json.dumps({
     assert [c["name"] for c in _clusters(lab_hub, "alice")] == [name]
     # No token, no gateway.
     assert requests.get(f"{lab_hub.url}{GATEWAY}/clusters/", timeout=30).status_code == 401
+    # The quota service is told what the cluster holds (scheduler + 2 workers of 1 core).
+    usage = _wait_for(lambda: _dask_usage(lab_hub, "alice"), lambda u: name in u)
+    assert usage[name]["cpu"] == 3
+    assert usage[name]["workers"] in (None, 2)
 
     # A second cluster is beyond alice's limit (one cluster), and the error says what to do.
     with pytest.raises(KernelError, match=r"LimitReachedError.*shutdown_dask_clusters"):
@@ -129,6 +152,7 @@ print(json.dumps({
     while _clusters(lab_hub, "alice") and time.monotonic() < deadline:
         time.sleep(1)
     assert _clusters(lab_hub, "alice") == []
+    assert _wait_for(lambda: _dask_usage(lab_hub, "alice"), lambda u: not u) == {}
     alice.start()  # a fresh kernel for the tests after this one
 
 

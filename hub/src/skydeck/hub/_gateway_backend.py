@@ -8,6 +8,7 @@ configuration.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -15,7 +16,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 from dask_gateway_server.backends.base import PublicException
+from dask_gateway_server.backends.db_base import JobStatus
 from dask_gateway_server.backends.local import UnsafeLocalBackend
 from dask_gateway_server.options import Float, Integer, Options
 from traitlets import Float as FloatTrait
@@ -190,7 +193,10 @@ class SkydeckGatewayBackend(UnsafeLocalBackend):
         60.0,
         min=1,
         config=True,
-        help="Seconds between checks for clusters whose owner has no running lab.",
+        help="""
+        Seconds between housekeeping rounds: reaping clusters whose owner has no
+        running lab, and recording clusters' usage with the quota service.
+        """,
     )
 
     orphan_grace = FloatTrait(
@@ -258,8 +264,8 @@ class SkydeckGatewayBackend(UnsafeLocalBackend):
     async def do_setup(self) -> None:
         await super().do_setup()
         self._lab_gone_since: dict[str, float] = {}
-        if self.hub_api_url:
-            self.task_pool.spawn(self._reap_orphans_loop())
+        self._accounted: dict[str, tuple[str, float, float, int]] = {}
+        self.task_pool.spawn(self._housekeeping_loop())
 
     async def _has_running_lab(self, username: str) -> bool:
         url = f"{self.hub_api_url.rstrip('/')}/users/{quote(username)}"
@@ -300,13 +306,68 @@ class SkydeckGatewayBackend(UnsafeLocalBackend):
                 del self._lab_gone_since[username]
         return stopped
 
-    async def _reap_orphans_loop(self) -> None:
+    # -- usage accounting (compute budgets in the quota service) --------------------
+
+    def _usage(self, cluster: Any) -> tuple[str, float, float, int]:
+        """(user, cores, memory GiB, workers) a running cluster holds now, scheduler included."""
+        config = cluster.config
+        workers = sum(1 for w in cluster.workers.values() if w.status == JobStatus.RUNNING)
+        cores = config.get("scheduler_cores", 1) + workers * config.get("worker_cores", 1)
+        memory = config.get("scheduler_memory", GIB) + workers * config.get("worker_memory", GIB)
+        return cluster.username, float(cores), round(memory / GIB, 3), workers
+
+    async def _record(self, name: str, usage: tuple[str, float, float, int], stopped: bool) -> None:
+        user, cores, memory, workers = usage
+        url = f"{self.quota_url.rstrip('/')}/api/users/{quote(user)}/sessions"
+        body = {
+            "source": "dask",
+            "key": name,
+            "cpu": cores,
+            "memory_gib": memory,
+            "workers": workers,
+            "stopped": stopped,
+        }
+        headers = {"Authorization": f"token {os.environ.get('JUPYTERHUB_API_TOKEN', '')}"}
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with self.session.post(url, json=body, headers=headers, timeout=timeout) as response:
+            response.raise_for_status()
+
+    async def account_usage(self) -> None:
+        """Tell the quota service what each cluster holds, when it changes (budgets)."""
+        if not self.quota_url:
+            return
+        current = {
+            c.name: self._usage(c)
+            for c in self.db.active_clusters()
+            if c.status == JobStatus.RUNNING
+        }
+        for name, usage in current.items():
+            if self._accounted.get(name) != usage:
+                await self._record(name, usage, stopped=False)
+                self._accounted[name] = usage
+        for name in set(self._accounted) - set(current):
+            await self._record(name, self._accounted[name], stopped=True)
+            del self._accounted[name]
+
+    async def cleanup(self) -> None:
+        if self.stop_clusters_on_shutdown:  # every cluster stops with the gateway
+            for name, usage in list(getattr(self, "_accounted", {}).items()):
+                with contextlib.suppress(Exception):
+                    await self._record(name, usage, stopped=True)
+        await super().cleanup()
+
+    async def _housekeeping_loop(self) -> None:
         while True:
             await asyncio.sleep(self.orphan_check_period)
+            if self.hub_api_url:
+                try:
+                    await self.reap_orphans()
+                except Exception:
+                    self.log.exception("orphan reaping failed; retrying next period")
             try:
-                await self.reap_orphans()
-            except Exception:
-                self.log.exception("orphan reaping failed; retrying next period")
+                await self.account_usage()
+            except Exception as error:  # the quota service may be restarting
+                self.log.warning("could not record Dask usage with the quota service: %s", error)
 
 
 def gateway_config(settings: GatewaySettings) -> Config:
