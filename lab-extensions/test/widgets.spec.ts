@@ -95,6 +95,10 @@ describe('status bar', () => {
     expect(statusTexts({ ...STATUS, dask: { available: false, workers: null, limit: null } }).dask).toBe(
       'Dask —'
     );
+    const clustersOnly = { available: true, workers: null, clusters: 2, limit: 8 };
+    expect(statusTexts({ ...STATUS, dask: clustersOnly }).dask).toBe('Dask 2 clusters (8 workers max)');
+    const unlimited = { available: true, workers: 0, clusters: 0, limit: null };
+    expect(statusTexts({ ...STATUS, dask: unlimited }).dask).toBe('Dask 0 / no limit workers');
   });
 
   it('shows the keep-alive control only when the culler is near', async () => {

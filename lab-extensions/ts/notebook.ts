@@ -5,7 +5,8 @@ import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/no
 
 /**
  * Insert `source` as a new code cell below the active cell of the current
- * notebook, or in a new notebook when none is open.
+ * notebook (or into the active cell when it is an empty code cell), or into a
+ * new notebook when none is open.
  */
 export async function insertCode(
   app: JupyterFrontEnd,
@@ -13,15 +14,16 @@ export async function insertCode(
   source: string
 ): Promise<void> {
   let panel: NotebookPanel | null = tracker?.currentWidget ?? null;
-  let fresh = false;
   if (!panel) {
     panel = (await app.commands.execute('notebook:create-new')) as NotebookPanel;
-    fresh = true;
   }
   await panel.context.ready;
   const notebook = panel.content;
   const active = notebook.activeCell;
-  if (!(fresh && active && active.model.sharedModel.getSource() === '')) {
+  // An empty code cell (a new notebook's first cell, say) takes the code itself.
+  const reuse =
+    active && active.model.type === 'code' && active.model.sharedModel.getSource() === '';
+  if (!reuse) {
     NotebookActions.insertBelow(notebook);
   }
   notebook.activeCell?.model.sharedModel.setSource(source);

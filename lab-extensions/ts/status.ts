@@ -7,7 +7,12 @@ import { formatBytes, formatDuration, usedOf } from './format';
 export interface IStatus {
   quotas: 'on' | 'off' | 'absent' | 'error';
   memory: { used_bytes: number | null; limit_bytes: number | null };
-  dask: { available: boolean; workers: number | null; limit: number | null };
+  dask: {
+    available: boolean;
+    workers: number | null;
+    clusters?: number | null;
+    limit: number | null;
+  };
   storage: { used_bytes: number | null; limit_bytes: number | null; complete?: boolean };
   culler: { timeout_seconds: number | null; seconds_left: number | null; warn: boolean };
 }
@@ -15,9 +20,14 @@ export interface IStatus {
 /** The three figures as text, e.g. "Mem 1.2 GiB / 4 GiB". */
 export function statusTexts(status: IStatus): { memory: string; dask: string; storage: string } {
   const memory = `Mem ${usedOf(status.memory.used_bytes, status.memory.limit_bytes, formatBytes)}`;
-  const dask = status.dask.available
-    ? `Dask ${usedOf(status.dask.workers, status.dask.limit)} workers`
-    : 'Dask —';
+  const { available, workers, clusters, limit } = status.dask;
+  let dask = 'Dask —';
+  if (available && (workers !== null || clusters === null || clusters === undefined)) {
+    dask = `Dask ${usedOf(workers, limit)} workers`;
+  } else if (available) {
+    const max = limit === null ? 'no limit' : `${limit} workers max`;
+    dask = `Dask ${clusters} cluster${clusters === 1 ? '' : 's'} (${max})`;
+  }
   const storage = `Home ${usedOf(status.storage.used_bytes, status.storage.limit_bytes, formatBytes)}`;
   return { memory, dask, storage };
 }

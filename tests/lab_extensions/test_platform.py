@@ -26,7 +26,7 @@ QUERY = "SELECT TOP 3 objectId, coord_ra FROM dp02_dc2_catalogs.Object"
 
 @pytest.fixture(scope="module")
 def platform(hub_factory: Callable[..., RunningHub], tap_release: TapRelease) -> RunningHub:
-    return hub_factory(release=Path(str(tap_release.layout.root)))
+    return hub_factory(release=Path(str(tap_release.layout.root)), timeout=180)
 
 
 def submit_job(hub: RunningHub, user: str) -> str:
@@ -51,6 +51,13 @@ def submit_job(hub: RunningHub, user: str) -> str:
     raise AssertionError(f"TAP job {job} did not finish")
 
 
+def run_active_cell(page: Page) -> None:
+    """Run the notebook's active cell (the one a panel just inserted)."""
+    cell = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell.jp-mod-active")
+    cell.locator(".cm-content").click()
+    page.keyboard.press("Control+Enter")  # run, and stay on the cell
+
+
 def test_extension_against_the_real_platform(platform: RunningHub, page: Page) -> None:
     user = "erin"
     platform.ensure_user(user)
@@ -69,22 +76,45 @@ def test_extension_against_the_real_platform(platform: RunningHub, page: Page) -
     expect(status.locator(".jp-skydeck-status-storage")).to_have_text(
         re.compile(r"^Home .+ / 20 GiB$")
     )
+    expect(status.locator(".jp-skydeck-status-dask")).to_have_text("Dask 0 / 4 workers")
 
     # Tutorials from the repository's notebooks/ (the hub hands the lab the folder).
     launcher = page.locator(".jp-Launcher-section", has_text="Skydeck Tutorials")
     expect(launcher.locator(".jp-LauncherCard").first).to_be_visible()
 
+    # A notebook with the Skydeck kernel to receive the generated cells.
+    page.locator(".jp-LauncherCard[data-category='Notebook']").first.click()
+    notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+    expect(
+        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first
+    ).to_be_attached(timeout=120_000)
+
     page.locator('.jp-SideBar [data-id="jp-skydeck-catalog"]').click()
     catalog = page.locator("#jp-skydeck-catalog")
-    expect(catalog.locator('[data-table="dp02_dc2_catalogs.Object"]')).to_be_attached()
+    object_table = catalog.locator('[data-table="dp02_dc2_catalogs.Object"]')
+    expect(object_table).to_be_attached()
     catalog.locator(".jp-skydeck-catalog-filter").fill("coord_ra")
     expect(catalog.locator('[data-column="coord_ra"]').first).to_be_visible()
+    catalog.locator(".jp-skydeck-catalog-filter").fill("")
+    object_table.locator(".jp-skydeck-insert").click()
+    run_active_cell(page)
+    expect(notebook.locator(".jp-Cell.jp-mod-active .jp-OutputArea")).to_contain_text(
+        "Table length=", timeout=120_000
+    )
 
     page.locator('.jp-SideBar [data-id="jp-skydeck-history"]').click()
     job_id = job_url.rstrip("/").rsplit("/", 1)[-1]
     job = page.locator(f'#jp-skydeck-history [data-job="{job_id}"]')
     expect(job.locator(".jp-skydeck-phase")).to_have_text("COMPLETED")
     expect(job.locator(".jp-skydeck-job-query")).to_contain_text("dp02_dc2_catalogs.Object")
+    job.locator(".jp-skydeck-load-result").click()
+    run_active_cell(page)
+    expect(notebook.locator(".jp-Cell.jp-mod-active .jp-OutputArea")).to_contain_text(
+        "Table length=3", timeout=120_000
+    )
+    jobs_before = page.locator("#jp-skydeck-history .jp-skydeck-job").count()
+    page.locator(f'#jp-skydeck-history [data-job="{job_id}"] .jp-skydeck-rerun').click()
+    expect(page.locator("#jp-skydeck-history .jp-skydeck-job")).to_have_count(jobs_before + 1)
 
     page.locator(".lm-MenuBar-itemLabel", has_text="File").click()
     page.locator(".lm-Menu-itemLabel", has_text="Save All and Log Out").click()

@@ -190,9 +190,8 @@ def _figures(document: dict[str, Any]) -> dict[str, Any]:
         used_storage = _dict(usage.get("storage"))
         running = [_dict(s) for s in usage.get("running") or [] if _dict(s).get("source") == "dask"]
         counts = [_number(s.get("workers")) for s in running]
-        workers = (
-            sum(c for c in counts if c is not None) if running and None not in counts else None
-        )
+        # No cluster running: no workers; clusters without a worker count: unknown.
+        workers = None if None in counts else float(sum(c for c in counts if c is not None))
         per_cluster, clusters = _number(dask.get("workers")), _number(dask.get("clusters"))
         dask_limit = per_cluster * clusters if per_cluster is not None and clusters else per_cluster
         return {
