@@ -16,6 +16,8 @@ from skydeck.lab._discovery import Discovery
 
 def SkydeckCluster(*args: Any, asynchronous: bool = True, **kwargs: Any) -> Any:
     """An awaitable cluster for dask-labextension (named like the classes it expects)."""
+    if args:
+        raise TypeError("SkydeckCluster takes keyword arguments only (labextension.factory.kwargs)")
     load_config()
     found = Discovery.from_env()
     if found.gateway_url and _setting("use-gateway"):
@@ -23,7 +25,6 @@ def SkydeckCluster(*args: Any, asynchronous: bool = True, **kwargs: Any) -> Any:
 
         gateway = _gateway(found)
         return GatewayCluster(
-            *args,
             address=gateway.address,
             proxy_address=gateway.proxy_address,
             public_address=gateway._public_address,
@@ -40,4 +41,4 @@ def SkydeckCluster(*args: Any, asynchronous: bool = True, **kwargs: Any) -> Any:
     kwargs.setdefault("n_workers", 0)
     kwargs.setdefault("threads_per_worker", int(_setting("local.threads-per-worker")))
     kwargs.setdefault("dashboard_address", "127.0.0.1:0")
-    return LocalCluster(*args, asynchronous=asynchronous, **kwargs)
+    return LocalCluster(asynchronous=asynchronous, **kwargs)
