@@ -9,9 +9,11 @@ points the clients at the release.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import tomllib
@@ -19,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from skydeck.catalog.release import ReleaseLayout
+from support.hub import free_port
 from support.notebooks import REPO, list_notebooks
 
 BINDER = REPO / "binder"
@@ -93,6 +97,7 @@ def test_start_delivers_tutorials_and_points_at_the_release(tmp_path: Path) -> N
         "REPO_DIR": str(REPO),
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     }
+    # No release in this home: start delivers the tutorials but starts no TAP service.
     result = subprocess.run(
         ["bash", str(BINDER / "start"), "env"],
         env=env,
@@ -103,5 +108,54 @@ def test_start_delivers_tutorials_and_points_at_the_release(tmp_path: Path) -> N
     )
     seen = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
     assert seen["SKYDECK_RELEASE"] == str(home / "skydeck-data" / "release")
+    assert "SKYDECK_TAP_URL" not in seen
     delivered = sorted(p.name for p in (home / "tutorials").glob("*.ipynb"))
     assert delivered == [p.name for p in list_notebooks()]
+
+
+_QUERY_TAP = """
+import time, requests
+import skydeck.lab as sl
+url = sl.where()["tap"]
+deadline = time.monotonic() + 120
+while True:
+    try:
+        if requests.get(url + "availability", timeout=5).ok:
+            break
+    except requests.ConnectionError:
+        pass
+    assert time.monotonic() < deadline, "the TAP service started by binder/start did not answer"
+    time.sleep(0.5)
+rows = sl.get_tap_service().search("SELECT COUNT(*) AS n FROM dp02_skydeck.Object").to_table()
+print("objects", int(rows["n"][0]))
+"""
+
+
+@pytest.mark.slow
+def test_start_serves_tap_over_the_release(tiny_release: ReleaseLayout, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        "HOME": str(home),
+        "REPO_DIR": str(REPO),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "SKYDECK_RELEASE": str(tiny_release.root),
+        "SKYDECK_BINDER_TAP_PORT": str(free_port()),
+    }
+    pid_file = home / ".skydeck" / "tap" / "tap.pid"
+    try:
+        result = subprocess.run(
+            ["bash", str(BINDER / "start"), sys.executable, "-c", _QUERY_TAP],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = sum(e.rows for e in tiny_release.catalogs() if e.name == "Object")
+    assert f"objects {expected}" in result.stdout
