@@ -80,3 +80,49 @@ async def test_unreachable_quota_database_refuses_with_a_clear_message() -> None
     assert info.value.status_code == 503
     assert "quota database is unreachable" in str(info.value.log_message)
     assert log.lines and "quota database failed" in log.lines[0]
+
+
+def test_quota_service_stops_when_its_hub_is_gone(tmp_path) -> None:
+    """A hub killed without stopping its services leaves no quota service behind."""
+    import os
+    import socket
+
+    import psutil
+
+    from skydeck.hub.preflight import free_port
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "JUPYTERHUB_API_URL": "http://127.0.0.1:9/hub/api",
+        "JUPYTERHUB_API_TOKEN": "unused",
+        "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}",
+        "SKYDECK_QUOTA_DB_URL": f"sqlite:///{tmp_path / 'q.sqlite'}",
+    }
+    starter = (
+        "import subprocess, sys, time; "
+        "p = subprocess.Popen([sys.executable, '-m', 'skydeck.hub.quota']); "
+        "print(p.pid, flush=True); time.sleep(600)"
+    )
+    hub = subprocess.Popen([sys.executable, "-c", starter], env=env, stdout=subprocess.PIPE)
+    assert hub.stdout is not None
+    service = psutil.Process(int(hub.stdout.readline()))
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline, "the quota service did not listen"
+            time.sleep(0.2)
+        hub.kill()
+        hub.wait()
+        deadline = time.monotonic() + 30
+        while service.is_running() and service.status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "the orphaned quota service kept running"
+            time.sleep(0.2)
+    finally:
+        if service.is_running():
+            service.kill()
+        hub.kill()
+        hub.wait()

@@ -29,7 +29,7 @@ from typing import Any
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader
 from jupyterhub._data import DATA_FILES_PATH
 from jupyterhub.services.auth import HubOAuthCallbackHandler
-from tornado.ioloop import IOLoop
+from tornado.ioloop import IOLoop, PeriodicCallback
 from tornado.web import Application
 
 from skydeck.hub.quota import handlers as h
@@ -115,6 +115,15 @@ def main() -> None:
     log.info(
         "quota service on 127.0.0.1:%d, database %s", port, store.engine.url.render_as_string()
     )
+    # Started by the hub: if the hub dies without stopping us, we are re-parented; then stop.
+    parent = os.getppid()
+
+    def _orphaned() -> None:
+        if os.getppid() != parent:
+            log.warning("the hub that started the quota service is gone; stopping")
+            IOLoop.current().stop()
+
+    PeriodicCallback(_orphaned, 2000).start()
     try:
         IOLoop.current().start()
     except KeyboardInterrupt:  # the hub stops its services with SIGINT
