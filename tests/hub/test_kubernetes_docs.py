@@ -45,7 +45,7 @@ def test_docker_commands_match_the_dockerfiles_and_values() -> None:
     values = yaml.safe_load((REPO / "hub/deploy/helm/skydeck-values.yaml").read_text())
     images = {
         "hub/Dockerfile": values["hub"]["image"],
-        "binder/Dockerfile": values["singleuser"]["image"],
+        "hub/deploy/lab/Dockerfile": values["singleuser"]["image"],
     }
     builds = [c for c in _commands() if c[:2] == ["docker", "build"]]
     assert len(builds) == 2

@@ -18,7 +18,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 HUB = REPO / "hub" / "Dockerfile"
-LAB = REPO / "binder" / "Dockerfile"
+LAB = REPO / "hub" / "deploy" / "lab" / "Dockerfile"
 
 
 def _instructions(path: Path) -> list[tuple[str, str]]:
@@ -128,3 +128,8 @@ def test_hub_image_gets_what_the_hub_config_imports() -> None:
     assert needed <= names, f"missing from the hub image: {sorted(needed - names)}"
     assert "psycopg-binary" in names  # no compiler or libpq headers in the hub image
     assert "lsdb" not in names  # the hub image stays free of the science stack
+
+
+def test_lab_image_dockerfile_is_not_in_binder() -> None:
+    """repo2docker ignores every other binder/ file when binder/ has a Dockerfile."""
+    assert not (REPO / "binder" / "Dockerfile").exists()
