@@ -10,4 +10,5 @@ pytest_plugins = [
     "support.images",
     "support.tap",
     "support.release",
+    "support.s3",
 ]

@@ -28,8 +28,19 @@ def test_build_with_postgres_registry_and_s3_datastore(tmp_path, postgres_url, s
         )
     )
     assert layout.exists()
-    config = (layout.butler_repo / "butler.yaml").read_text()
-    assert "postgresql" in config and f"s3://{s3_bucket}/butler" in config
+    # The registry lives in PostgreSQL: its tables are in the database, not in SQLite.
+    import sqlalchemy
+
+    assert not (layout.butler_repo / "gen3.sqlite3").exists()
+    engine = sqlalchemy.create_engine(postgres_url)
+    with engine.connect() as conn:
+        tables = conn.execute(
+            sqlalchemy.text(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema LIKE 'skydeck_%'"
+            )
+        ).scalar_one()
+    engine.dispose()
+    assert tables > 10
 
     butler = Butler.from_config(str(layout.butler_repo), collections=DEFAULT_COLLECTION)
     try:

@@ -59,14 +59,36 @@ def create_repo(
         }
     }
     if registry_url:
+        _ensure_btree_gist(registry_url)
         namespace = "skydeck_" + hashlib.sha1(str(root).encode()).hexdigest()[:10]
         config["registry"] = {"db": registry_url, "namespace": namespace}
     if datastore_uri:
         datastore["cls"] = "lsst.daf.butler.datastores.fileDatastore.FileDatastore"
         datastore["root"] = datastore_uri.rstrip("/") + "/"
     config["datastore"] = datastore
-    Butler.makeRepo(str(root), config=config)
+    # forceConfigRoot=False keeps an explicit (e.g. s3://) datastore root.
+    Butler.makeRepo(str(root), config=config, forceConfigRoot=not datastore_uri)
     return Butler.from_config(str(root), writeable=True)
+
+
+def _ensure_btree_gist(url: str) -> None:
+    """Enable PostgreSQL's btree_gist extension, which the Butler registry requires."""
+    if not url.startswith("postgresql"):
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sqlalchemy.text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        raise RuntimeError(
+            f"could not enable the btree_gist extension in {engine.url.render_as_string()}, "
+            "which the Butler registry needs: ask a database administrator to run "
+            "`CREATE EXTENSION btree_gist;` in that database, then build again"
+        ) from error
+    finally:
+        engine.dispose()
 
 
 def _timespan(plan: VisitPlan) -> Any:

@@ -1,0 +1,101 @@
+"""Data-release build: wall and CPU time per stage and peak memory, demo vs tiny.
+
+Usage::
+
+    uv run python benchmarks/release_build.py           # tiny (baseline) and demo
+    uv run python benchmarks/release_build.py tiny      # only the tiny build
+
+Each build runs cold in its own subprocess and temporary data directory. The tiny
+build is the same-run baseline (machines here are shared and noisy); the target is
+the whole demo build in at most 3 minutes on 2 cores. Results go to
+``benchmarks/results/release_build.{json,md}``. Nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from runner import RESULTS, Report
+
+_CHILD = r"""
+import json, resource, sys, time
+from pathlib import Path
+from skydeck.images.release.build import BuildOptions, build_release
+
+class Timer:
+    def __init__(self):
+        self.wall, self.cpu, self._t = {}, {}, {}
+    def start(self, stage, total):
+        self._t.setdefault(stage, (time.perf_counter(), time.process_time()))
+    def advance(self, stage, steps=1):
+        pass
+    def done(self, stage, seconds):
+        w, c = self._t.get(stage, (time.perf_counter(), time.process_time()))
+        self.wall[stage] = time.perf_counter() - w
+        self.cpu[stage] = time.process_time() - c
+    def message(self, text):
+        pass
+
+timer = Timer()
+t0, c0 = time.perf_counter(), time.process_time()
+build_release(BuildOptions(Path(sys.argv[1]), size=sys.argv[2], seed=42), timer)
+print(json.dumps({
+    "wall": timer.wall, "cpu": timer.cpu,
+    "total_wall": time.perf_counter() - t0, "total_cpu": time.process_time() - c0,
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+}))
+"""
+
+
+def build_once(size: str) -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix=f"skydeck-bench-{size}-") as tmp:
+        out = subprocess.run(
+            [sys.executable, "-c", _CHILD, tmp, size],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def run(report: Report, sizes: list[str]) -> None:
+    for size in sizes:
+        print(f"building {size} ...", flush=True)
+        result = build_once(size)
+        wall = result["wall"]
+        cpu = result["cpu"]
+        assert isinstance(wall, dict) and isinstance(cpu, dict)
+        baseline = "tiny total wall" if size != "tiny" and "tiny" in sizes else None
+        report.add(
+            f"{size} total wall",
+            "s",
+            [float(result["total_wall"])],  # type: ignore[arg-type]
+            baseline=baseline,
+            target="demo <= 180 s on 2 cores" if size == "demo" else "",
+        )
+        report.add(f"{size} total cpu", "s", [float(result["total_cpu"])])  # type: ignore[arg-type]
+        report.add(f"{size} peak rss", "MB", [float(result["peak_rss_mb"])])  # type: ignore[arg-type]
+        for stage, seconds in wall.items():
+            report.add(f"{size} {stage} wall", "s", [float(seconds)])
+            report.add(f"{size} {stage} cpu", "s", [float(cpu[stage])])
+
+
+def main(argv: list[str]) -> None:
+    sizes = argv or ["tiny", "demo"]
+    report = Report("release_build")
+    run(report, sizes)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "release_build.json").write_text(json.dumps(report.to_json(), indent=2))
+    markdown = report.to_markdown()
+    (RESULTS / "release_build.md").write_text(markdown)
+    print(markdown)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    main(sys.argv[1:])
