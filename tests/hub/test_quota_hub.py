@@ -411,3 +411,38 @@ def test_services_account_dask_sessions_for_budgets(qhub: RunningHub) -> None:
         json={"source": "lab", "key": "x", "cpu": 1, "memory_gib": 1},
     )
     assert bad.status_code == 400 and "recorded by the hub" in bad.json()["message"]
+
+
+def test_cli_policy_names_whom_to_ask(qhub: RunningHub, tmp_path) -> None:
+    runner = CliRunner()
+    base = ["--url", f"{qhub.url}/services/quota/", "--token", admin_token(qhub)]
+    original = json.loads(runner.invoke(quota_cli, [*base, "policy"]).output)
+    changed = {**original, "contact": "help@skydeck.example"}
+    path = tmp_path / "policy.yaml"
+    path.write_text(json.dumps(changed))  # JSON is YAML too
+    try:
+        result = runner.invoke(quota_cli, [*base, "policy", "--file", str(path)])
+        assert result.exit_code == 2 and "--reason is needed" in result.output
+        result = runner.invoke(
+            quota_cli, [*base, "policy", "--file", str(path), "--reason", "new help desk"]
+        )
+        assert result.exit_code == 0, result.output
+        result = runner.invoke(
+            quota_cli,
+            [*base, "override", "pol-max", "lab.spawn=false", "--expires-in", "1", "--reason", "t"],
+        )
+        assert result.exit_code == 1 and "no hub user" in result.output
+        qhub.ensure_user("pol-max")
+        result = runner.invoke(
+            quota_cli,
+            [*base, "override", "pol-max", "lab.spawn=false", "--expires-in", "1", "--reason", "t"],
+        )
+        assert result.exit_code == 0 and json.loads(result.output)["expires_at"]
+        refused = spawn(qhub, "pol-max")
+        assert refused.status_code == 403 and "help@skydeck.example" in refused.json()["message"]
+    finally:
+        path.write_text(json.dumps(original))
+        result = runner.invoke(
+            quota_cli, [*base, "policy", "--file", str(path), "--reason", "back"]
+        )
+        assert result.exit_code == 0, result.output

@@ -47,7 +47,8 @@ class HubAPI:
         if cached and time.monotonic() - cached[0] < self.cache_seconds:
             return cached[1]
         model = await self._get(f"/users/{quote(name, safe='')}")
-        self._users[name] = (time.monotonic(), model)
+        if model is not None:  # a user added a moment ago must be found at once
+            self._users[name] = (time.monotonic(), model)
         return model
 
     async def _paged(self, path: str) -> list[dict[str, Any]]:
