@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import time
 import uuid
-from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -17,9 +15,9 @@ from skydeck.images.cutouts import CutoutEngine
 from skydeck.images.soda._ratelimit import RateLimiter
 from skydeck.images.soda._service import UsageError, circle, pos
 from support.hub import RunningHub
-from support.images import MiniRepo
+from support.images import IMAGES_HUB_RATE_LIMIT, MiniRepo
 
-RATE_LIMIT = 8
+RATE_LIMIT = IMAGES_HUB_RATE_LIMIT
 
 
 def test_region_parsing() -> None:
@@ -49,20 +47,8 @@ def test_rate_limiter_window() -> None:
 
 
 @pytest.fixture(scope="module")
-def soda_hub(hub_factory: Callable[..., RunningHub], mini_image_repo: MiniRepo) -> RunningHub:
-    hub = hub_factory(
-        release=mini_image_repo.release_root,
-        env={"SKYDECK_CUTOUTS_RATE_LIMIT": str(RATE_LIMIT), "SKYDECK_CUTOUTS_RATE_WINDOW": "60"},
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{hub.url}/services/cutouts/", timeout=5).status_code == 200:
-                return hub
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"the cutout service did not come up; see {hub.log_path}")
+def soda_hub(images_hub: RunningHub) -> RunningHub:
+    return images_hub
 
 
 @pytest.fixture(scope="module")

@@ -181,3 +181,32 @@ def mini_image_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MiniRe
     root = tmp_path_factory.mktemp("mini-release")
     yield build_mini_repo(root)
     shutil.rmtree(root, ignore_errors=True)
+
+
+#: Per-user cutout rate limit of `images_hub`'s cutout service (requests per minute).
+IMAGES_HUB_RATE_LIMIT = 8
+
+
+@pytest.fixture(scope="session")
+def images_hub(hub_factory: Any, mini_image_repo: MiniRepo) -> Any:
+    """A real hub (``skydeck up``) serving the mini image release, its cutout service up."""
+    import time
+
+    import requests
+
+    hub = hub_factory(
+        release=mini_image_repo.release_root,
+        env={
+            "SKYDECK_CUTOUTS_RATE_LIMIT": str(IMAGES_HUB_RATE_LIMIT),
+            "SKYDECK_CUTOUTS_RATE_WINDOW": "60",
+        },
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{hub.url}/services/cutouts/", timeout=5).status_code == 200:
+                return hub
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"the cutout service did not come up; see {hub.log_path}")
