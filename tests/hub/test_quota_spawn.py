@@ -126,3 +126,20 @@ def test_quota_service_stops_when_its_hub_is_gone(tmp_path) -> None:
             service.kill()
         hub.kill()
         hub.wait()
+
+
+async def test_lab_sessions_of_a_crashed_hub_run_are_closed(tmp_path) -> None:
+    from datetime import timedelta
+
+    from skydeck.hub.quota.store import QuotaStore
+
+    url = f"sqlite:///{tmp_path / 'q.sqlite'}"
+    hooks = QuotaHooks(url, None, close_stale_labs=True)
+    store = QuotaStore(url)
+    earlier = hooks.started - timedelta(hours=3)
+    store.open_session("ann", "lab", "", 2, 4, earlier, size="standard")  # never stopped
+    store.open_session("ann", "dask", "c1", 1, 1, earlier)  # the gateway closes its own
+    assert [s.source for _, s in hooks.service.running("ann")] == ["dask"]
+    [lab] = [s for s in store.sessions("ann", earlier) if s.source == "lab"]
+    assert lab.stopped_at == hooks.started
+    store.close()

@@ -37,7 +37,7 @@ from tornado import web
 from tornado.ioloop import PeriodicCallback
 
 from skydeck.hub.quota.model import GIB, Size
-from skydeck.hub.quota.service import QuotaService
+from skydeck.hub.quota.service import QuotaService, utcnow
 from skydeck.hub.quota.settings import (
     ENV_PREFIX,
     SCOPE_ACCOUNT,
@@ -65,9 +65,15 @@ class QuotaHooks:
     """The spawner hooks, over one quota database (opened on first use)."""
 
     def __init__(
-        self, db_url: str, home_template: str | None, watchdog_seconds: float = 5.0
+        self,
+        db_url: str,
+        home_template: str | None,
+        watchdog_seconds: float = 5.0,
+        close_stale_labs: bool = False,
     ) -> None:
         self.db_url = db_url
+        self.close_stale_labs = close_stale_labs
+        self.started = utcnow()
         self.home_template = home_template
         self.watchdog_seconds = watchdog_seconds
         self._service: QuotaService | None = None
@@ -86,6 +92,12 @@ class QuotaHooks:
         if self._service is None:
             store = QuotaStore(self.db_url)
             self._service = QuotaService(store, home_template=self.home_template)
+            if self.close_stale_labs:
+                # Labs of an earlier hub run (a crash skips post_stop_hook) are gone now
+                # (cleanup_servers): they stopped at the latest when this hub started.
+                closed = store.close_stale_sessions("lab", self.started, self.started)
+                if closed:
+                    log.warning("quota: closed %d lab session(s) of an earlier hub run", closed)
         return self._service
 
     # the size menu -----------------------------------------------------------------
@@ -248,6 +260,7 @@ def configure_quota(c: Any, data_dir: Path, menu: bool = True) -> QuotaHooks | N
     hooks = QuotaHooks(
         db_url=os.environ.get(f"{ENV_PREFIX}DB_URL") or default_db_url(data_dir),
         home_template=os.environ.get(f"{ENV_PREFIX}HOME_TEMPLATE", home_default) or None,
+        close_stale_labs=bool(c.JupyterHub.get("cleanup_servers", True)),
     )
     c.JupyterHub.custom_scopes = {**CUSTOM_SCOPES, **dict(c.JupyterHub.get("custom_scopes", {}))}
     spawner = c.Spawner

@@ -339,6 +339,20 @@ class QuotaStore:
                 row.stopped_at = at
             return len(rows)
 
+    def close_stale_sessions(self, source: str, started_before: datetime, at: datetime) -> int:
+        """Close every open ``source`` session started before ``started_before``."""
+        with self._session() as s:
+            rows = s.scalars(
+                select(_SessionRow).where(
+                    _SessionRow.source == source,
+                    _SessionRow.stopped_at.is_(None),
+                    _SessionRow.started_at < started_before,
+                )
+            ).all()
+            for row in rows:
+                row.stopped_at = at
+            return len(rows)
+
     def sessions(self, user: str | None, since: datetime) -> list[UsageSession]:
         """Sessions still open or stopped after ``since`` (of one user, or everyone's)."""
         with self._session() as s:
