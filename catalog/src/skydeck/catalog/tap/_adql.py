@@ -529,9 +529,12 @@ def _spatial_constraint(cond: exp.Expr) -> tuple[exp.Expr, exp.Expr, Cone] | Non
 class Translator:
     """Turns ADQL into DuckDB SQL for one service's tables."""
 
-    def __init__(self, resolve: Resolver, pruned_source: PrunedSource) -> None:
+    def __init__(
+        self, resolve: Resolver, pruned_source: PrunedSource, always_source: bool = False
+    ) -> None:
         self._resolve = resolve
         self._pruned_source = pruned_source
+        self._always_source = always_source  # every HATS table through pruned_source
 
     def translate(self, adql: str) -> Translation:
         tree = parse(adql)
@@ -650,8 +653,8 @@ class Translator:
         translation: Translation,
     ) -> None:
         alias = table.alias or table.name
-        if info.kind == "hats" and cones:
-            sql, read, total = self._pruned_source(info.obj, cones)
+        if info.kind == "hats" and (cones or self._always_source):
+            sql, read, total = self._pruned_source(info.obj, cones or [])
             translation.pruning[info.name] = (read, total)
             subquery = sqlglot.parse_one(sql, read="duckdb")
             replacement: exp.Expr = exp.Subquery(

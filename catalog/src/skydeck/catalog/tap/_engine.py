@@ -16,7 +16,8 @@ import pyarrow as pa
 from skydeck.catalog.release import ReleaseLayout
 
 from ._adql import AdqlError, ResolvedTable, Translation, Translator, closest
-from ._catalogs import HatsTable, load_tables
+from ._catalogs import HatsPartition, HatsTable, load_tables
+from ._fanout import FanOut, FanOutPlan
 from ._geometry import SQL_MACROS, Cone, cone_pixels, polygon_udf
 from ._schema import ColumnInfo, ForeignKey, SchemaInfo, TableInfo
 
@@ -181,6 +182,7 @@ class Engine:
         )
         self.schemas: list[SchemaInfo] = [*schemas, self.tap_schema]
         self.tables: dict[str, HatsTable] = {t.info.name.lower(): t for t in tables}
+        self.fanout: FanOut | None = None  # set by the factory when a Dask cluster is configured
         self._db = duckdb.connect(":memory:")
         self._lock = threading.Lock()
         if threads:
@@ -330,7 +332,10 @@ class Engine:
             obj=hats,
         )
 
-    def _pruned_source(self, table: HatsTable, cones: list[Cone]) -> tuple[str, int, int]:
+    def select_partitions(
+        self, table: HatsTable, cones: list[Cone]
+    ) -> tuple[list[HatsPartition], str]:
+        """The partitions a query constrained to ``cones`` must read, and a row filter."""
         chosen = None
         conditions = []
         for cone in cones:
@@ -341,18 +346,21 @@ class Engine:
             touched = {(p.order, p.pixel) for p in table.touched(order, ipix)}
             chosen = touched if chosen is None else chosen & touched
             if table.healpix_column:
+                # rows are sorted by the order-29 index, so ranges of it skip row groups
                 conditions.append(_healpix_condition(_q(table.healpix_column), order, ipix))
         if chosen is None:
-            parts = table.partitions
-        else:
-            parts = [p for p in table.partitions if (p.order, p.pixel) in chosen]
-        # rows are sorted by the order-29 index, so ranges of it skip row groups
-        condition = " AND ".join(conditions)
-        return (
-            "(" + self._source_sql(table, [p.path for p in parts], condition) + ")",
-            len(parts),
-            len(table.partitions),
-        )
+            return list(table.partitions), ""
+        parts = [p for p in table.partitions if (p.order, p.pixel) in chosen]
+        return parts, " AND ".join(conditions)
+
+    def _pruned_source(self, table: HatsTable, cones: list[Cone]) -> tuple[str, int, int]:
+        parts, condition = self.select_partitions(table, cones)
+        sql = self._source_sql(table, [p.path for p in parts], condition)
+        return "(" + sql + ")", len(parts), len(table.partitions)
+
+    def source_sql(self, table: HatsTable, files: list[str], condition: str = "") -> str:
+        """SELECT of the published columns of ``table`` from ``files`` (public for fan-out)."""
+        return self._source_sql(table, files, condition)
 
     # ----- execution -------------------------------------------------------------------
     def translate(self, adql: str, uploads: dict[str, pa.Table] | None = None) -> Translation:
@@ -374,7 +382,51 @@ class Engine:
         """Run one ADQL query; at most ``maxrec`` rows (``overflow`` set if there were more)."""
         start = time.perf_counter()
         uploads = uploads or {}
-        translation = self.translate(adql, uploads)
+        plan = self._fanout_plan(adql, uploads)
+        if plan is not None and self.fanout is not None:
+            translation = plan.translation
+            try:
+                table = self.fanout.run(plan)
+            except duckdb.Error as error:
+                raise self._explain(error, translation) from None
+        else:
+            translation = self.translate(adql, uploads)
+            table = self._run_local(translation, maxrec, uploads, timeout, on_cursor, start)
+        info = {"fanout": str(len(plan.views))} if plan is not None else {}
+        overflow = maxrec is not None and table.num_rows > maxrec
+        if overflow and maxrec is not None:
+            table = table.slice(0, maxrec)
+        table = self._unique_names(table)
+        columns = self._describe(table, translation)
+        return QueryResult(
+            table=table,
+            columns=columns,
+            overflow=overflow,
+            translation=translation,
+            elapsed=time.perf_counter() - start,
+            info=info,
+        )
+
+    def _fanout_plan(self, adql: str, uploads: dict[str, pa.Table]) -> FanOutPlan | None:
+        if self.fanout is None or uploads:
+            return None
+        try:
+            return self.fanout.plan(adql, uploads)
+        except AdqlError:
+            raise
+        except Exception:  # planning is an optimisation: the local path still answers
+            log.exception("fan-out planning failed; running in process")
+            return None
+
+    def _run_local(
+        self,
+        translation: Translation,
+        maxrec: int | None,
+        uploads: dict[str, pa.Table],
+        timeout: float | None,
+        on_cursor: Callable[[Callable[[], None]], None] | None,
+        start: float,
+    ) -> pa.Table:
         sql = translation.sql
         if maxrec is not None:
             sql = f"SELECT * FROM ({sql}) AS adql_result LIMIT {int(maxrec) + 1}"
@@ -389,7 +441,7 @@ class Engine:
                 timer = threading.Timer(timeout, cursor.interrupt)
                 timer.start()
             try:
-                table = cursor.sql(sql).to_arrow_table()
+                table: pa.Table = cursor.sql(sql).to_arrow_table()
             except duckdb.InterruptException:
                 if timeout is None or time.perf_counter() - start < timeout:
                     raise AdqlError("The query was aborted.") from None
@@ -404,18 +456,7 @@ class Engine:
             if timer is not None:
                 timer.cancel()
             cursor.close()
-        overflow = maxrec is not None and table.num_rows > maxrec
-        if overflow and maxrec is not None:
-            table = table.slice(0, maxrec)
-        table = self._unique_names(table)
-        columns = self._describe(table, translation)
-        return QueryResult(
-            table=table,
-            columns=columns,
-            overflow=overflow,
-            translation=translation,
-            elapsed=time.perf_counter() - start,
-        )
+        return table
 
     @staticmethod
     def _unique_names(table: pa.Table) -> pa.Table:

@@ -322,6 +322,10 @@ def build_services(settings: TapSettings) -> Services:
     engine = Engine(
         layout, threads=settings.duckdb_threads, memory_limit=settings.duckdb_memory_limit
     )
+    if settings.dask_scheduler:
+        from ._fanout import FanOut
+
+        engine.fanout = FanOut(engine, settings.dask_scheduler)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = JobStore(settings.resolved_database_url)
     quota = None
@@ -366,6 +370,8 @@ def create_app(settings: TapSettings | None = None) -> FastAPI:
             sweeper.cancel()
             await run_in_threadpool(services.jobs.shutdown)
             services.jobs.store.close()
+            if services.engine.fanout is not None:
+                services.engine.fanout.close()
             if services.queries.quota is not None:
                 services.queries.quota.close()
             if services.auth is not None:
