@@ -17,6 +17,7 @@ from playwright.sync_api import Page, expect
 
 from support.github import FakeGitHub
 from support.hub import RunningHub
+from support.mini_release import build_mini_release
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -30,6 +31,8 @@ def github_hub(
     module_github: FakeGitHub,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> RunningHub:
+    # The platform's services (TAP) start only with a published release: a small one.
+    release = build_mini_release(tmp_path_factory.mktemp("mini") / "release")
     secret_file = tmp_path_factory.mktemp("secrets") / "github-client-secret"
     secret_file.write_text(module_github.client_secret + "\n")
     env = {
@@ -40,7 +43,7 @@ def github_hub(
         "SKYDECK_GITHUB_ADMIN_TEAMS": "rubin-sci:platform",
         "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
     }
-    return hub_factory(extra_config=[GITHUB_CONFIG], env=env)
+    return hub_factory(release=release, extra_config=[GITHUB_CONFIG], env=env)
 
 
 def _sign_in(page: Page, hub: RunningHub, login: str) -> None:

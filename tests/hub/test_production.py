@@ -24,6 +24,7 @@ from skydeck.hub.production import (
 )
 from support.github import FakeGitHub
 from support.hub import RunningHub, free_port
+from support.mini_release import build_mini_release
 from support.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,8 +79,11 @@ def test_hub_on_postgres_with_github_login(
     postgres_server: PostgresServer,
     postgres_url: str,
     page: Page,
+    tmp_path: Path,
 ) -> None:
     fake_github.add_account("vera", teams={("rubin-sci", "galaxies")})
+    # The platform's services (TAP) start only with a published release: a small one.
+    release = build_mini_release(tmp_path / "release")
     quota_url = postgres_server.url(postgres_server.create_database())
     env = {
         "SKYDECK_HUB_DB_URL": postgres_url,
@@ -91,7 +95,7 @@ def test_hub_on_postgres_with_github_login(
         "SKYDECK_GITHUB_ALLOWED": "rubin-sci",
         "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
     }
-    first = hub_factory(extra_config=[PRODUCTION_CONFIG], env=env)
+    first = hub_factory(release=release, extra_config=[PRODUCTION_CONFIG], env=env)
     page.goto(f"{first.url}/hub/home")
     page.get_by_text("Sign in with GitHub").click()
     page.select_option("#login", "vera")
@@ -120,7 +124,7 @@ def test_hub_on_postgres_with_github_login(
     first.stop()
 
     # A second hub with a fresh data directory on the same database knows vera and her token.
-    second = hub_factory(extra_config=[PRODUCTION_CONFIG], env=env)
+    second = hub_factory(release=release, extra_config=[PRODUCTION_CONFIG], env=env)
     me = second.api("GET", "/user", token=token)
     assert me.status_code == 200, me.text
     assert me.json()["name"] == "vera"
