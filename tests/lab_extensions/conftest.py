@@ -294,7 +294,7 @@ def start_lab(root: Path, env_extra: dict[str, str], args: list[str]) -> Lab:
 def stop_lab(lab: Lab) -> None:
     lab.process.terminate()
     try:
-        lab.process.wait(20)
+        lab.process.wait(8)
     except subprocess.TimeoutExpired:
         lab.process.kill()
         lab.process.wait()
