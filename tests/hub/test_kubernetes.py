@@ -450,3 +450,21 @@ def test_service_command_runs_the_entry_point_as_the_hub_would(tmp_path: Path) -
     assert service_env["JUPYTERHUB_SERVICE_URL"] == "http://0.0.0.0:8080"
     assert service_env["JUPYTERHUB_API_TOKEN"] == "from-the-chart-secret"
     assert (tmp_path / "state" / "dask-gateway").is_dir()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the tap and cutouts service factories listen on 127.0.0.1, not on "
+    "ServiceContext.host, so their pods would not answer their Services",
+)
+@pytest.mark.parametrize("name", ["tap", "cutouts"])
+def test_service_pods_listen_on_all_interfaces(name: str, tmp_path: Path) -> None:
+    env = {
+        "JUPYTERHUB_API_URL": "http://hub:8081/hub/api",
+        "JUPYTERHUB_API_TOKEN": "from-the-chart-secret",
+        "SKYDECK_STATE_DIR": str(tmp_path / name),
+    }
+    command, service_env = service_command(name, env)
+    hosts = [command[i + 1] for i, word in enumerate(command[:-1]) if word == "--host"]
+    hosts += [value for key, value in service_env.items() if key.endswith("_HOST")]
+    assert hosts and set(hosts) == {"0.0.0.0"}, hosts
