@@ -452,13 +452,12 @@ def test_service_command_runs_the_entry_point_as_the_hub_would(tmp_path: Path) -
     assert (tmp_path / "state" / "dask-gateway").is_dir()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the tap and cutouts service factories listen on 127.0.0.1, not on "
-    "ServiceContext.host, so their pods would not answer their Services",
-)
 @pytest.mark.parametrize("name", ["tap", "cutouts"])
 def test_service_pods_listen_on_all_interfaces(name: str, tmp_path: Path) -> None:
+    """The factories listen on ServiceContext.host, so the pods answer their Services.
+
+    (The quota service listens on the host of JUPYTERHUB_SERVICE_URL, 0.0.0.0 here.)
+    """
     env = {
         "JUPYTERHUB_API_URL": "http://hub:8081/hub/api",
         "JUPYTERHUB_API_TOKEN": "from-the-chart-secret",

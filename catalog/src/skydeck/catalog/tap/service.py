@@ -17,7 +17,9 @@ class _Context(Protocol):  # skydeck.hub.services.ServiceContext, without import
 
 def hub_service(context: _Context) -> dict[str, Any]:
     """Run ``python -m skydeck.catalog.tap`` behind the hub at ``/services/<name>/``."""
-    arguments = ["--host", "127.0.0.1", "--port", str(context.port)]
+    # ServiceContext.host: loopback under ``skydeck up``, all interfaces in a Kubernetes pod.
+    host = getattr(context, "host", "127.0.0.1")
+    arguments = ["--host", host, "--port", str(context.port)]
     arguments += ["--release", str(context.release_dir), "--data-dir", str(context.state_dir)]
     arguments += ["--auth", "hub"]
     return {

@@ -25,6 +25,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader
 from jupyterhub._data import DATA_FILES_PATH
@@ -111,10 +112,10 @@ def main() -> None:
     app = make_app(settings, service, hub_api)
     url = os.environ.get("JUPYTERHUB_SERVICE_URL", f"http://127.0.0.1:{settings.port}")
     port = int(url.rsplit(":", 1)[1].split("/")[0])
-    app.listen(port, address="127.0.0.1")
-    log.info(
-        "quota service on 127.0.0.1:%d, database %s", port, store.engine.url.render_as_string()
-    )
+    # The host of JUPYTERHUB_SERVICE_URL: loopback under the hub, 0.0.0.0 in a pod.
+    host = urlsplit(url).hostname or "127.0.0.1"
+    app.listen(port, address=host)
+    log.info("quota service on %s:%d, database %s", host, port, store.engine.url.render_as_string())
     # Started by the hub: if the hub dies without stopping us, we are re-parented; then stop.
     parent = os.getppid()
 

@@ -112,7 +112,8 @@ def hub_service(context: Any) -> dict[str, Any]:
     environment = {
         **passthrough,
         ENV_PREFIX + "RELEASE": str(context.release_dir),
-        ENV_PREFIX + "HOST": "127.0.0.1",
+        # ServiceContext.host: loopback under ``skydeck up``, all interfaces in a pod.
+        ENV_PREFIX + "HOST": getattr(context, "host", "127.0.0.1"),
         ENV_PREFIX + "PORT": str(context.port),
         ENV_PREFIX + "HUB_API_URL": context.hub_api_url,
         ENV_PREFIX + "PREFIX": f"/services/{context.name}/",
