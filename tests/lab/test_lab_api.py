@@ -73,7 +73,7 @@ def test_every_public_function_has_an_example():
         "get_dask_client",
     }
     for function in functions:
-        assert ">>> from skydeck.lab import" in (function.__doc__ or ""), function.__name__
+        assert ">>> " in (function.__doc__ or ""), f"{function.__name__} has no example"
 
 
 def test_no_release_configured_says_what_to_do(no_platform):
