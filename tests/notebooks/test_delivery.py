@@ -20,6 +20,7 @@ import nbformat
 import pytest
 import requests
 
+from skydeck.catalog.release import ReleaseLayout
 from skydeck.hub.datadir import DataDir
 from skydeck.hub.tutorials import MANIFEST, deliver, main, new_name
 from support.hub import RunningHub
@@ -174,9 +175,16 @@ def contents(server: str, token: str, path: str) -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_first_login_newer_release_and_nbgitpuller_in_a_real_lab(
-    hub_factory: Callable[..., RunningHub], release: Path, tmp_path: Path
+    hub_factory: Callable[..., RunningHub],
+    tiny_release: ReleaseLayout,
+    release: Path,
+    tmp_path: Path,
 ) -> None:
-    hub = hub_factory(env={"SKYDECK_TUTORIALS_DIR": str(release)})
+    hub = hub_factory(
+        release=Path(str(tiny_release.root)),
+        env={"SKYDECK_TUTORIALS_DIR": str(release)},
+        timeout=180,
+    )
     user = "newcomer"
     token = hub.user_token(user)
     server = hub.start_server(user)
