@@ -143,3 +143,19 @@ async def test_lab_sessions_of_a_crashed_hub_run_are_closed(tmp_path) -> None:
     [lab] = [s for s in store.sessions("ann", earlier) if s.source == "lab"]
     assert lab.stopped_at == hooks.started
     store.close()
+
+
+async def test_spawn_menu_offers_sizes_or_says_why_not(tmp_path) -> None:
+    hooks = QuotaHooks(f"sqlite:///{tmp_path / 'q.sqlite'}", None)
+    spawner = SimpleNamespace(
+        user=SimpleNamespace(name="ann", groups=[SimpleNamespace(name="big")]), name=""
+    )
+    assert await hooks.options_form(spawner) == ""  # one size: no menu, the lab starts
+    hooks.service.set_group("big", {"lab": {"cpu": 2, "memory_gib": 4}}, "root", "more")
+    form = await hooks.options_form(spawner)
+    assert '<option value="standard" selected>' in form and '<option value="large">' in form
+    assert "xlarge" not in form
+    hooks.service.set_override("ann", {"lab": {"spawn": False}}, "root", "paused")
+    form = await hooks.options_form(spawner)
+    assert "disabled for your account (ann)" in form and "display: none" in form
+    assert "<select" not in form

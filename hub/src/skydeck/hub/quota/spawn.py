@@ -107,6 +107,8 @@ class QuotaHooks:
             return (
                 '<div class="alert alert-danger" id="quota-refusal">'
                 f"{html.escape(status.spawn.reason or '')}</div>"
+                # Nothing to start: hide the form's Start button.
+                "<style>#spawn_form [type=submit] { display: none; }</style>"
             )
         if len(status.quota.sizes) == 1 and not status.warnings:
             return ""  # nothing to choose: the lab starts right away
