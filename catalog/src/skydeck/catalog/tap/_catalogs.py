@@ -85,8 +85,26 @@ def _arrow_column(name: str, arrow_type: str) -> ColumnInfo:
     return ColumnInfo(name=name, datatype="char", arraysize="*")
 
 
-def load_schemas(layout: ReleaseLayout) -> dict[str, SchemaInfo]:
-    """Every felis schema published in the release, by schema name."""
+#: Felis schema name -> the name TAP publishes it under.  The release's DP0.2-derived
+#: schema is served as ``dp02_dc2_catalogs`` so DP0.2 queries and tutorials run verbatim.
+DEFAULT_SCHEMA_NAMES = {"dp02_skydeck": "dp02_dc2_catalogs"}
+
+
+def _rename(schema: SchemaInfo, new: str) -> None:
+    old = schema.name
+    schema.name = new
+    for table in schema.tables:
+        table.schema = new
+        for key in table.keys:
+            key.from_table = new + key.from_table[len(old) :]
+            key.target_table = new + key.target_table[len(old) :]
+
+
+def load_schemas(
+    layout: ReleaseLayout, renames: dict[str, str] | None = None
+) -> dict[str, SchemaInfo]:
+    """Every felis schema published in the release, by (published) schema name and file."""
+    renames = DEFAULT_SCHEMA_NAMES if renames is None else renames
     schemas: dict[str, SchemaInfo] = {}
     if not layout.schema_dir.exists():
         return schemas
@@ -98,7 +116,10 @@ def load_schemas(layout: ReleaseLayout) -> dict[str, SchemaInfo]:
         except (ValueError, KeyError, TypeError) as error:
             log.warning("skipping %s: %s", path, error)
             continue
+        if schema.name in renames:
+            _rename(schema, renames[schema.name])
         schemas[schema.name] = schema
+        schemas[f"schema/{path.name}"] = schema  # manifests may name the file
     return schemas
 
 
@@ -115,13 +136,15 @@ def _find_table(
     return None
 
 
-def load_tables(layout: ReleaseLayout) -> tuple[list[SchemaInfo], list[HatsTable]]:
+def load_tables(
+    layout: ReleaseLayout, renames: dict[str, str] | None = None
+) -> tuple[list[SchemaInfo], list[HatsTable]]:
     """The schemas and HATS-backed tables the release publishes (manifest order)."""
     import hats
     from hats.catalog.healpix_dataset.healpix_dataset import HealpixDataset
     from hats.io import paths
 
-    schemas = load_schemas(layout)
+    schemas = load_schemas(layout, renames)
     published: dict[str, SchemaInfo] = {}
     tables: list[HatsTable] = []
     for entry in layout.catalogs():
@@ -147,13 +170,12 @@ def load_tables(layout: ReleaseLayout) -> tuple[list[SchemaInfo], list[HatsTable
         arrow_schema = (
             pq.read_schema(partitions[0].path) if partitions else None
         )  # all partitions share one schema
-        physical_names = [
-            n for n in (arrow_schema.names if arrow_schema else []) if n not in HATS_INTERNAL
-        ]
+        physical_names = list(arrow_schema.names if arrow_schema else [])
         physical_types = {
             n: str(arrow_schema.field(n).type) for n in physical_names if arrow_schema is not None
         }
-        found = _find_table(schemas, entry.name, entry.schema)
+        table_name = str(entry.extra.get("table", entry.name))
+        found = _find_table(schemas, table_name, entry.schema)
         if found is not None:
             felis_schema, felis_table = found
             schema_name = felis_schema.name
@@ -172,7 +194,7 @@ def load_tables(layout: ReleaseLayout) -> tuple[list[SchemaInfo], list[HatsTable
                     physical[col.name] = by_lower[col.name.lower()]
             known = {c.lower() for c in physical.values()}
             for extra in physical_names:
-                if extra.lower() not in known:
+                if extra.lower() not in known and extra not in HATS_INTERNAL:
                     info.columns.append(_arrow_column(extra, physical_types[extra]))
                     physical[extra] = extra
             if felis_schema.name not in published:
@@ -182,12 +204,13 @@ def load_tables(layout: ReleaseLayout) -> tuple[list[SchemaInfo], list[HatsTable
                     schema_index=felis_schema.schema_index,
                 )
         else:
-            schema_name = entry.schema or "release"
+            schema_name = entry.schema if entry.schema.isidentifier() else "release"
             info = TableInfo(
                 schema=schema_name, short_name=entry.name, description=entry.description
             )
-            info.columns = [_arrow_column(n, physical_types[n]) for n in physical_names]
-            physical = {n: n for n in physical_names}
+            public = [n for n in physical_names if n not in HATS_INTERNAL]
+            info.columns = [_arrow_column(n, physical_types[n]) for n in public]
+            physical = {n: n for n in public}
             published.setdefault(schema_name, SchemaInfo(name=schema_name))
         info.nrows = entry.rows or int(catalog.catalog_info.total_rows or 0)
         all_names = set(arrow_schema.names) if arrow_schema is not None else set()

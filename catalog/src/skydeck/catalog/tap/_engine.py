@@ -16,7 +16,7 @@ import pyarrow as pa
 from skydeck.catalog.release import ReleaseLayout
 
 from ._adql import AdqlError, ResolvedTable, Translation, Translator, closest
-from ._catalogs import HatsPartition, HatsTable, load_tables
+from ._catalogs import DEFAULT_SCHEMA_NAMES, HatsPartition, HatsTable, load_tables
 from ._fanout import FanOut, FanOutPlan
 from ._geometry import SQL_MACROS, Cone, cone_pixels, polygon_udf
 from ._schema import ColumnInfo, ForeignKey, SchemaInfo, TableInfo
@@ -170,10 +170,18 @@ class Engine:
     """Owns the DuckDB database: views over the release, TAP_SCHEMA, query execution."""
 
     def __init__(
-        self, layout: ReleaseLayout, *, threads: int | None = None, memory_limit: str | None = None
+        self,
+        layout: ReleaseLayout,
+        *,
+        threads: int | None = None,
+        memory_limit: str | None = None,
+        schema_names: dict[str, str] | None = None,
     ) -> None:
         self.layout = layout
-        schemas, tables = load_tables(layout)
+        renames = DEFAULT_SCHEMA_NAMES if schema_names is None else schema_names
+        #: felis schema names still accepted in queries, lower case -> published name
+        self.schema_aliases = {old.lower(): new for old, new in renames.items()}
+        schemas, tables = load_tables(layout, renames)
         self.tap_schema = SchemaInfo(
             name=TAP_SCHEMA,
             description="Description of the schemas, tables and columns this service publishes.",
@@ -279,6 +287,8 @@ class Engine:
     def resolve(self, schema: str | None, name: str, uploads: dict[str, pa.Table]) -> ResolvedTable:
         """The table a (schema, name) in a query refers to."""
         lowered = name.lower()
+        if schema and schema.lower() in self.schema_aliases:
+            schema = self.schema_aliases[schema.lower()]
         if schema and schema.lower() == "tap_upload":
             for upload, data in uploads.items():
                 if upload.lower() == lowered:

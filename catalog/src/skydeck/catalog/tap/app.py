@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +18,7 @@ from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse,
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from skydeck.catalog.release import ReleaseLayout
+from skydeck.catalog.release import ReleaseLayout, ReleaseNotFoundError
 
 from . import _vosi
 from ._auth import ANONYMOUS, AuthError, HubAuthenticator
@@ -46,7 +47,11 @@ class Services:
 
 
 def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
+    services: Services | None = request.app.state.services
+    if services is None:
+        # No release when the service started: try again, so a release published by
+        # `skydeck data build` while the platform runs is served without a restart.
+        services = request.app.state.connect()
     return services
 
 
@@ -95,7 +100,11 @@ async def sync(request: Request, user: User, services: Svc) -> Response:
 
 
 @router.get("/availability")
-async def availability(services: Svc) -> Response:
+async def availability(request: Request) -> Response:
+    try:
+        await run_in_threadpool(_services, request)
+    except TapError as error:
+        return Response(_vosi.availability(False, error.message), media_type=XML)
     return Response(
         _vosi.availability(True, "Serving the HATS catalogs of the release."), media_type=XML
     )
@@ -320,7 +329,10 @@ def build_services(settings: TapSettings) -> Services:
     """Wire engine, storage and services from settings."""
     layout = ReleaseLayout.at(settings.require_release())
     engine = Engine(
-        layout, threads=settings.duckdb_threads, memory_limit=settings.duckdb_memory_limit
+        layout,
+        threads=settings.duckdb_threads,
+        memory_limit=settings.duckdb_memory_limit,
+        schema_names=settings.schema_names,
     )
     if settings.dask_scheduler:
         from ._fanout import FanOut
@@ -345,20 +357,52 @@ def build_services(settings: TapSettings) -> Services:
     return Services(settings, engine, queries, jobs, auth)
 
 
+async def close_services(services: Services) -> None:
+    """Stop running jobs and close every connection the services hold."""
+    await run_in_threadpool(services.jobs.shutdown)
+    services.jobs.store.close()
+    if services.engine.fanout is not None:
+        services.engine.fanout.close()
+    if services.queries.quota is not None:
+        services.queries.quota.close()
+    if services.auth is not None:
+        await services.auth.close()
+
+
 def create_app(settings: TapSettings | None = None) -> FastAPI:
     """The TAP application for ``settings`` (default: from the environment)."""
     settings = settings or TapSettings()
 
+    connect_lock = threading.Lock()
+
+    def connect() -> Services:
+        """Wire the services; without a published release, answer 503 saying what to do."""
+        with connect_lock:
+            if app.state.services is None:
+                try:
+                    services = build_services(settings)
+                except ReleaseNotFoundError as error:
+                    raise TapError(
+                        f"{error} The TAP service starts serving it then.", 503
+                    ) from error
+                services.jobs.recover()
+                app.state.services = services
+            return app.state.services
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await run_in_threadpool(build_services, settings)
-        app.state.services = services
-        services.jobs.recover()
+        app.state.services = None
+        app.state.connect = connect
+        with contextlib.suppress(TapError):
+            await run_in_threadpool(connect)
+        if app.state.services is None:
+            log.warning("no data release yet; TAP answers 503 until one is published")
 
         async def purge() -> None:
             while True:
                 try:
-                    await run_in_threadpool(services.jobs.purge_expired)
+                    if app.state.services is not None:
+                        await run_in_threadpool(app.state.services.jobs.purge_expired)
                 except Exception:  # the sweeper must survive a database hiccup
                     log.exception("purging expired jobs failed")
                 await asyncio.sleep(60)
@@ -368,14 +412,9 @@ def create_app(settings: TapSettings | None = None) -> FastAPI:
             yield
         finally:
             sweeper.cancel()
-            await run_in_threadpool(services.jobs.shutdown)
-            services.jobs.store.close()
-            if services.engine.fanout is not None:
-                services.engine.fanout.close()
-            if services.queries.quota is not None:
-                services.queries.quota.close()
-            if services.auth is not None:
-                await services.auth.close()
+            services: Services | None = app.state.services
+            if services is not None:
+                await close_services(services)
 
     app = FastAPI(title="Skydeck TAP", lifespan=lifespan, docs_url=None, redoc_url=None)
 

@@ -21,6 +21,11 @@ class TapSettings(BaseSettings):
         validation_alias=AliasChoices("SKYDECK_TAP_RELEASE", "SKYDECK_RELEASE"),
         description="The published release directory (manifest.json, hats/, schema/).",
     )
+    schema_names: dict[str, str] = Field(
+        default_factory=lambda: {"dp02_skydeck": "dp02_dc2_catalogs"},
+        description="Felis schema name -> published TAP schema name (JSON in the environment). "
+        "The default serves the release tables as dp02_dc2_catalogs, as in DP0.2.",
+    )
     data_dir: Path = Field(
         default=Path("tap-data"),
         description="Where async job results and the default SQLite job database live.",
