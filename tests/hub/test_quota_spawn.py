@@ -159,3 +159,13 @@ async def test_spawn_menu_offers_sizes_or_says_why_not(tmp_path) -> None:
     form = await hooks.options_form(spawner)
     assert "disabled for your account (ann)" in form and "display: none" in form
     assert "<select" not in form
+
+
+def test_hooks_are_shared_not_copied_into_each_spawner(tmp_path) -> None:
+    """traitlets deep-copies config values into every Spawner; the open store must survive."""
+    import copy
+
+    hooks = QuotaHooks(f"sqlite:///{tmp_path / 'q.sqlite'}", None)
+    assert hooks.service.effective("ann", []).quota.lab.memory_gib == 4  # store now open
+    copied = copy.deepcopy({"pre_spawn_hook": hooks.pre_spawn_hook})
+    assert copied["pre_spawn_hook"].__self__ is hooks
