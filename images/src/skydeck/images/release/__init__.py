@@ -36,6 +36,17 @@ DETECTED; visit PSFs are Moffat, described in the metadata (``PSF_FWHM`` arcsec,
 ``PSF_BETA``). Spatial queries work: e.g. ``butler.query_datasets("visit_image",
 where="visit_detector_region.region OVERLAPS POINT(62.0, -37.0)")``.
 
+Processing
+----------
+``pipelines/drp.yaml`` (`skydeck.images.release.pipeline.pipeline_path`) runs in-process
+with ``SimplePipelineExecutor`` (the engine behind ``pipetask run``) during the build;
+the same pipeline runs through BPS + Parsl with `skydeck.images.release.bps.submit`
+(site ``LoopbackLocal``: every Parsl socket on 127.0.0.1), and from the shell with
+``pipetask run -b <repo> -i SkydeckCam/sim,skymaps -o <output> -p <drp.yaml>``.
+
+Backends: ``skydeck data build --registry postgresql://... --datastore s3://bucket/prefix``
+(S3 endpoint and credentials from the usual ``S3_ENDPOINT_URL`` / ``AWS_*`` variables).
+
 HATS catalogs (``ReleaseLayout.catalog_path(name)``)
 ----------------------------------------------------
 Object, Source, ForcedSource, TruthSummary, MatchesTruth, Visit, CcdVisit, gaia_dr3,

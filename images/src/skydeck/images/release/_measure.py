@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -114,13 +115,31 @@ def centroid(
     return xc, yc, err_x, err_y, flag
 
 
+#: Sub-pixel grid of the cached model stamps: positions are rounded to 1/SUBPIXEL pixel
+#: (at most 0.05 px off, a flux error below 1e-3 for the PSFs here).
+SUBPIXEL = 10
+
+
+@functools.lru_cache(maxsize=8192)
+def _drawn(profile: galsim.GSObject, qx: int, qy: int, r: int) -> np.ndarray:
+    img = profile.drawImage(
+        nx=2 * r + 1, ny=2 * r + 1, scale=1.0, offset=(qx / SUBPIXEL, qy / SUBPIXEL)
+    )
+    out = np.asarray(img.array, dtype=np.float64)
+    out.flags.writeable = False
+    return out
+
+
 def psf_model_stamp(
     profile: galsim.GSObject, x: float, y: float, r: int
 ) -> tuple[np.ndarray, int, int]:
-    """The pixel-integrated ``profile`` (pixel units) centred at (x, y) on a (2r+1)² stamp."""
+    """The pixel-integrated ``profile`` (pixel units) centred at (x, y) on a (2r+1)² stamp.
+
+    Stamps are cached on a 1/`SUBPIXEL` pixel grid of offsets.
+    """
     ix, iy = round(x), round(y)
-    img = profile.drawImage(nx=2 * r + 1, ny=2 * r + 1, scale=1.0, offset=(x - ix, y - iy))
-    return np.asarray(img.array, dtype=np.float64), ix - r, iy - r
+    qx, qy = round((x - ix) * SUBPIXEL), round((y - iy) * SUBPIXEL)
+    return _drawn(profile, qx, qy, r), ix - r, iy - r
 
 
 def linear_flux(

@@ -192,7 +192,14 @@ def _images(ctx: BuildContext) -> None:
 
 
 def _drop_remote_leftovers(ctx: BuildContext) -> None:
-    """Nothing to drop: each repository root gets its own registry namespace and datastore."""
+    """Drop the registry schema and datastore files an interrupted attempt left behind."""
+    from skydeck.images.release.butler_repo import drop_remote_leftovers
+
+    drop_remote_leftovers(
+        str(ctx.layout.butler_repo),
+        registry_url=ctx.options.registry,
+        datastore_uri=ctx.options.datastore,
+    )
 
 
 def _pipeline(ctx: BuildContext) -> None:

@@ -60,8 +60,7 @@ def create_repo(
     }
     if registry_url:
         _ensure_btree_gist(registry_url)
-        namespace = "skydeck_" + hashlib.sha1(str(root).encode()).hexdigest()[:10]
-        config["registry"] = {"db": registry_url, "namespace": namespace}
+        config["registry"] = {"db": registry_url, "namespace": registry_namespace(root)}
     if datastore_uri:
         datastore["cls"] = "lsst.daf.butler.datastores.fileDatastore.FileDatastore"
         datastore["root"] = datastore_uri.rstrip("/") + "/"
@@ -69,6 +68,39 @@ def create_repo(
     # forceConfigRoot=False keeps an explicit (e.g. s3://) datastore root.
     Butler.makeRepo(str(root), config=config, forceConfigRoot=not datastore_uri)
     return Butler.from_config(str(root), writeable=True)
+
+
+def registry_namespace(root: str) -> str:
+    """The PostgreSQL schema holding the registry of the repository at ``root``."""
+    return "skydeck_" + hashlib.sha1(str(root).encode()).hexdigest()[:10]
+
+
+def drop_remote_leftovers(
+    root: str, *, registry_url: str | None = None, datastore_uri: str | None = None
+) -> None:
+    """Remove what an interrupted build left in PostgreSQL and the object store.
+
+    A rerun recreates the repository at the same ``root``, whose registry schema and
+    datastore paths would otherwise collide with the half-written ones.
+    """
+    if registry_url and registry_url.startswith("postgresql"):
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(registry_url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    sqlalchemy.text(f'DROP SCHEMA IF EXISTS "{registry_namespace(root)}" CASCADE')
+                )
+        finally:
+            engine.dispose()
+    if datastore_uri:
+        from lsst.resources import ResourcePath
+
+        prefix = ResourcePath(datastore_uri.rstrip("/") + "/", forceDirectory=True)
+        if prefix.exists():
+            for uri in ResourcePath.findFileResources([prefix]):
+                uri.remove()
 
 
 def _ensure_btree_gist(url: str) -> None:
