@@ -1,7 +1,9 @@
 """The ``tiny_release`` session fixture: a ``--size tiny`` release built once per session.
 
 Set ``SKYDECK_TEST_RELEASE=/some/dir`` to keep the build between sessions: the
-release is built into ``<dir>/release`` the first time and reused afterwards.
+release is built into ``<dir>/release`` the first time and reused afterwards
+(delete it after changing the release code: the BPS test compares a fresh pipeline
+run with the cached one).
 """
 
 from __future__ import annotations
