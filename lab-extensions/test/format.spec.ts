@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { formatBytes, formatDuration, usedOf } from '../ts/format';
+import { formatBytes, formatDuration, tutorialLabel, usedOf } from '../ts/format';
 
 describe('format', () => {
   it('formats bytes in binary units', () => {
@@ -23,5 +23,13 @@ describe('format', () => {
     expect(formatDuration(600)).toBe('10 min');
     expect(formatDuration(3 * 3600 + 120)).toBe('3 h 2 min');
     expect(formatDuration(-5)).toBe('0 s');
+  });
+
+  it('marks edited and outdated tutorial copies', () => {
+    expect(tutorialLabel('Intro', 'new')).toBe('Intro');
+    expect(tutorialLabel('Intro', 'current')).toBe('Intro');
+    expect(tutorialLabel('Intro', 'edited')).toBe('Intro (edited)');
+    expect(tutorialLabel('Intro', 'outdated')).toBe('Intro (update available)');
+    expect(tutorialLabel('Intro', undefined)).toBe('Intro');
   });
 });

@@ -45,3 +45,14 @@ export function hubLogoutUrl(hubHost: string, hubPrefix: string): string | null 
   }
   return `${hubHost}${hubPrefix.endsWith('/') ? hubPrefix : hubPrefix + '/'}logout`;
 }
+
+/** A tutorial's menu label: its title, and what is special about the user's copy. */
+export function tutorialLabel(title: string, state: string | undefined): string {
+  if (state === 'edited') {
+    return `${title} (edited)`;
+  }
+  if (state === 'outdated') {
+    return `${title} (update available)`;
+  }
+  return title;
+}

@@ -5,9 +5,11 @@ import { Dialog, ICommandPalette, Notification, showDialog } from '@jupyterlab/a
 import { ILauncher } from '@jupyterlab/launcher';
 import { IMainMenu } from '@jupyterlab/mainmenu';
 import { notebookIcon } from '@jupyterlab/ui-components';
+import { Message } from '@lumino/messaging';
 import { Menu } from '@lumino/widgets';
 
 import { ApiError, requestJSON } from './api';
+import { tutorialLabel } from './format';
 
 export interface ITutorial {
   path: string;
@@ -70,6 +72,30 @@ export async function openTutorial(app: JupyterFrontEnd, path: string): Promise<
   return opened.path;
 }
 
+/** The Tutorials menu: refreshes the state of the user's copies each time it opens. */
+class TutorialsMenu extends Menu {
+  constructor(
+    options: Menu.IOptions,
+    private readonly onOpen: () => void
+  ) {
+    super(options);
+  }
+
+  protected onBeforeAttach(msg: Message): void {
+    super.onBeforeAttach(msg);
+    this.onOpen();
+  }
+}
+
+async function listTutorials(): Promise<ITutorial[]> {
+  try {
+    return (await requestJSON<{ tutorials: ITutorial[] }>('tutorials')).tutorials;
+  } catch (error) {
+    console.warn('Skydeck: could not list the tutorials', error);
+    return [];
+  }
+}
+
 export const tutorialsPlugin: JupyterFrontEndPlugin<void> = {
   id: 'skydeck-labextension:tutorials',
   description: 'A Tutorials menu and launcher section; opening one copies it into your home.',
@@ -81,24 +107,34 @@ export const tutorialsPlugin: JupyterFrontEndPlugin<void> = {
     launcher: ILauncher | null,
     palette: ICommandPalette | null
   ) => {
+    const states = new Map<string, string>();
+    const refresh = async (): Promise<ITutorial[]> => {
+      const tutorials = await listTutorials();
+      tutorials.forEach(tutorial => states.set(tutorial.path, tutorial.state));
+      menu.update();
+      return tutorials;
+    };
+
     app.commands.addCommand(OPEN_TUTORIAL, {
-      label: args => String(args.title ?? args.path ?? 'Open tutorial'),
+      label: args =>
+        args.isLauncher
+          ? String(args.title)
+          : tutorialLabel(String(args.title ?? args.path), states.get(String(args.path))),
       caption: args => String(args.description ?? 'Open a fresh copy of this tutorial'),
       icon: args => (args.isPalette ? undefined : notebookIcon),
-      execute: async args => openTutorial(app, String(args.path))
+      execute: async args => {
+        const opened = await openTutorial(app, String(args.path));
+        void refresh();
+        return opened;
+      }
     });
 
-    const menu = new Menu({ commands: app.commands });
+    const menu = new TutorialsMenu({ commands: app.commands }, () => void refresh());
     menu.id = 'jp-skydeck-tutorials-menu';
     menu.title.label = 'Tutorials';
     mainMenu?.addMenu(menu, true, { rank: 90 });
 
-    let tutorials: ITutorial[] = [];
-    try {
-      tutorials = (await requestJSON<{ tutorials: ITutorial[] }>('tutorials')).tutorials;
-    } catch (error) {
-      console.warn('Skydeck: could not list the tutorials', error);
-    }
+    const tutorials = await refresh();
     if (!tutorials.length) {
       app.commands.addCommand('skydeck:no-tutorials', {
         label: 'No tutorials are installed (set SKYDECK_TUTORIALS_DIR)',
@@ -110,7 +146,12 @@ export const tutorialsPlugin: JupyterFrontEndPlugin<void> = {
     tutorials.forEach((tutorial, rank) => {
       const args = { path: tutorial.path, title: tutorial.title, description: tutorial.description };
       menu.addItem({ command: OPEN_TUTORIAL, args });
-      launcher?.add({ command: OPEN_TUTORIAL, args, category: LAUNCHER_CATEGORY, rank });
+      launcher?.add({
+        command: OPEN_TUTORIAL,
+        args: { ...args, isLauncher: true },
+        category: LAUNCHER_CATEGORY,
+        rank
+      });
       palette?.addItem({
         command: OPEN_TUTORIAL,
         args: { ...args, isPalette: true },
