@@ -312,8 +312,9 @@ async def get_result(job_id: str, user: User, services: Svc) -> Response:
 
 
 @router.get("/")
-async def root(request: Request, services: Svc) -> Response:
-    base = _base(request, services)
+async def root(request: Request) -> Response:
+    # Answers without a release too: JupyterHub checks a managed service's health here.
+    base = str(request.base_url).rstrip("/") + request.app.state.settings.path_prefix
     links = "".join(
         f'<li><a href="{base}/{p}">{p}</a></li>'
         for p in ("capabilities", "availability", "tables", "examples", "async")
@@ -417,6 +418,7 @@ def create_app(settings: TapSettings | None = None) -> FastAPI:
                 await close_services(services)
 
     app = FastAPI(title="Skydeck TAP", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.settings = settings
 
     @app.exception_handler(TapError)
     async def tap_error(request: Request, error: TapError) -> Response:
