@@ -153,3 +153,31 @@ def test_cluster_options_and_quota_answers():
     assert overrides["idle_timeout"] == 99
     assert "worker_cores must be <= 2" in found["too_many"]
     assert found["from_quota"] == [5, None, 8.0, 99]
+
+
+def test_gateway_process_exits_when_its_hub_is_gone():
+    """A hub killed outright cannot stop its services: the gateway notices and stops itself."""
+    import psutil
+
+    child = (
+        "from skydeck.hub.gateway import exit_with_parent\n"
+        "import time\nexit_with_parent(0.2)\ntime.sleep(120)\n"
+    )
+    parent = (
+        "import subprocess, sys, time\n"
+        f"p = subprocess.Popen([sys.executable, '-c', {child!r}])\n"
+        "time.sleep(1.5)\nprint(p.pid, flush=True)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", parent], capture_output=True, text=True, timeout=60
+    )
+    pid = int(result.stdout.strip())
+    try:
+        process = psutil.Process(pid)
+        process.wait(timeout=20)  # raises TimeoutExpired if it lives on
+    except psutil.NoSuchProcess:
+        pass  # already gone
+    finally:
+        if psutil.pid_exists(pid):
+            psutil.Process(pid).kill()
+    assert not psutil.pid_exists(pid)

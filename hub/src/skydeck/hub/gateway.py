@@ -36,7 +36,10 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import signal
 import sys
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from importlib.metadata import entry_points
@@ -224,6 +227,24 @@ def dask_gateway_service(context: ServiceContext) -> dict[str, Any]:
     }
 
 
+def exit_with_parent(period: float = 2.0) -> threading.Thread:
+    """SIGTERM this process (a graceful gateway shutdown) once the hub that started it is gone.
+
+    A hub killed outright cannot stop its services; without this the gateway, its
+    proxy and its clusters would live on, re-parented to init.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(period)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=watch, name="exit-with-parent", daemon=True)
+    thread.start()
+    return thread
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the gateway (the managed service's command)."""
     from dask_gateway_server.app import DaskGateway
@@ -234,6 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("JUPYTERHUB_SERVICE_NAME", SERVICE_NAME)
     # An operator's dask_gateway_config.py in the state directory is loaded on top.
     os.chdir(settings.state_dir)
+    exit_with_parent()
     DaskGateway.launch_instance(argv=argv or [], config=gateway_config(settings))
 
 
