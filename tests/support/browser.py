@@ -36,8 +36,14 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One Chromium per test module.
+
+    Not per session: while Playwright's sync API is open, the main thread has a
+    running event loop, so every asyncio test after the first browser test would
+    fail ("Cannot run the event loop while another loop is running").
+    """
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         yield browser
