@@ -33,6 +33,18 @@ _ARROW_TO_VOTABLE = {
 }
 
 
+#: felis/VOTable datatype -> (DuckDB type, Arrow types that already are it)
+_DECLARED: dict[str, tuple[str, set[str]]] = {
+    "boolean": ("BOOLEAN", {"bool"}),
+    "unsignedByte": ("UTINYINT", {"uint8"}),
+    "short": ("SMALLINT", {"int16"}),
+    "int": ("INTEGER", {"int32"}),
+    "long": ("BIGINT", {"int64"}),
+    "float": ("FLOAT", {"float"}),
+    "double": ("DOUBLE", {"double"}),
+}
+
+
 @dataclass
 class HatsPartition:
     """One HEALPix partition file of a catalog."""
@@ -53,6 +65,8 @@ class HatsTable:
     partitions: list[HatsPartition] = field(default_factory=list)
     #: The parquet column name for each published (TAP) column name.
     physical: dict[str, str] = field(default_factory=dict)
+    #: Published column -> DuckDB type, where the parquet type differs from the felis one.
+    casts: dict[str, str] = field(default_factory=dict)
     #: The order-29 HEALPix index column rows are sorted by (row-group pruning), if any.
     healpix_column: str | None = None
 
@@ -188,10 +202,15 @@ def load_tables(
             )
             by_lower = {n.lower(): n for n in physical_names}
             physical: dict[str, str] = {}
+            casts: dict[str, str] = {}
             for col in felis_table.columns:
                 if col.name.lower() in by_lower:
                     info.columns.append(col)
                     physical[col.name] = by_lower[col.name.lower()]
+                    stored = physical_types[by_lower[col.name.lower()]]
+                    wanted = _DECLARED.get(col.datatype)
+                    if wanted is not None and stored not in wanted[1]:
+                        casts[col.name] = wanted[0]  # serve what felis declares
             known = {c.lower() for c in physical.values()}
             for extra in physical_names:
                 if extra.lower() not in known and extra not in HATS_INTERNAL:
@@ -208,6 +227,7 @@ def load_tables(
             info = TableInfo(
                 schema=schema_name, short_name=entry.name, description=entry.description
             )
+            casts = {}
             public = [n for n in physical_names if n not in HATS_INTERNAL]
             info.columns = [_arrow_column(n, physical_types[n]) for n in public]
             physical = {n: n for n in public}
@@ -228,6 +248,7 @@ def load_tables(
                 dec_column=dec if dec in physical_names else None,
                 partitions=partitions,
                 physical=physical,
+                casts=casts,
             )
         )
         published[schema_name].tables.append(info)

@@ -19,7 +19,7 @@ from ._adql import AdqlError, ResolvedTable, Translation, Translator, closest
 from ._catalogs import DEFAULT_SCHEMA_NAMES, HatsPartition, HatsTable, load_tables
 from ._fanout import FanOut, FanOutPlan
 from ._geometry import SQL_MACROS, Cone, cone_pixels, polygon_udf
-from ._schema import ColumnInfo, ForeignKey, SchemaInfo, TableInfo
+from ._schema import ColumnInfo, ForeignKey, SchemaInfo, TableInfo, adql_name
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def _tap_schema_tables() -> list[TableInfo]:
                 _c("datatype", "char", "ADQL datatype as in section 2.5", s),
                 _c("arraysize", "char", "array size (VOTable syntax)", s),
                 _c("xtype", "char", "a DALI or custom extended type annotation", s),
-                _c('"size"', "int", "deprecated: use arraysize"),  # reserved word: delimited
+                _c("size", "int", "deprecated: use arraysize"),
                 _c("description", "char", "description of the column", s),
                 _c("utype", "char", "utype of the column", s),
                 _c("unit", "char", "unit in VO standard format", s),
@@ -217,10 +217,12 @@ class Engine:
 
     # ----- setup -----------------------------------------------------------------------
     def _select_list(self, table: HatsTable) -> str:
-        return ", ".join(
-            f"{_q(phys)} AS {_q(name)}" if phys != name else _q(name)
-            for name, phys in table.physical.items()
-        )
+        items = []
+        for name, phys in table.physical.items():
+            cast = table.casts.get(name)
+            value = f"CAST({_q(phys)} AS {cast})" if cast else _q(phys)
+            items.append(f"{value} AS {_q(name)}" if value != _q(name) else value)
+        return ", ".join(items)
 
     def _source_sql(self, table: HatsTable, files: list[str], condition: str = "") -> str:
         if not files:
@@ -244,9 +246,7 @@ class Engine:
         db = self._db
         db.execute(f"CREATE SCHEMA {TAP_SCHEMA}")
         for info in self.tap_schema.tables:
-            cols = ", ".join(
-                f"{_q(c.name.strip(chr(34)))} {_DUCK_TYPES[c.datatype]}" for c in info.columns
-            )
+            cols = ", ".join(f"{_q(c.name)} {_DUCK_TYPES[c.datatype]}" for c in info.columns)
             db.execute(f"CREATE TABLE {TAP_SCHEMA}.{_q(info.short_name)} ({cols})")
         schema_rows, table_rows, column_rows, key_rows, key_column_rows = [], [], [], [], []
         for schema in self.schemas:
@@ -258,7 +258,8 @@ class Engine:
                 )  # fmt: skip
                 for col in table.columns:
                     column_rows.append(
-                        (table.name, col.name, col.datatype, col.arraysize, col.xtype, None,
+                        (table.name, adql_name(col.name), col.datatype, col.arraysize, col.xtype,
+                         _fixed_size(col.arraysize),
                          col.description, col.utype or None, col.unit or None, col.ucd or None,
                          col.indexed, col.principal, col.std, col.column_index)
                     )  # fmt: skip
@@ -579,6 +580,11 @@ def _healpix_condition(column: str, order: int, pixels: np.ndarray, most: int = 
         f"{column} BETWEEN {lo} AND {hi}" for lo, hi in zip(lows, highs, strict=True)
     )
     return f"({column} BETWEEN {lows[0]} AND {highs[-1]} AND ({ranges}))"
+
+
+def _fixed_size(arraysize: str | None) -> int | None:
+    """TAP_SCHEMA.columns.size: the arraysize when it is a fixed number."""
+    return int(arraysize) if arraysize and arraysize.isdigit() else None
 
 
 def _compatible(datatype: str, arrow_type: pa.DataType) -> bool:

@@ -20,7 +20,7 @@ from vo_models.uws.types import ErrorType, ExecutionPhase
 from vo_models.vosi.availability.models import Availability
 
 from ._formats import FORMATS
-from ._schema import ColumnInfo, SchemaInfo, TableInfo
+from ._schema import ColumnInfo, SchemaInfo, TableInfo, adql_name
 from ._store import JobRecord
 from .config import TapSettings
 
@@ -151,7 +151,7 @@ def availability(available: bool, note: str) -> str:
 
 
 def _column_xml(col: ColumnInfo, primary: bool) -> str:
-    parts = [f"<name>{escape(col.name)}</name>"]
+    parts = [f"<name>{escape(adql_name(col.name))}</name>"]
     if col.description:
         parts.append(f"<description>{escape(col.description)}</description>")
     if col.unit:
