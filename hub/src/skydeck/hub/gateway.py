@@ -194,13 +194,14 @@ def encryption_key(state_dir: Path) -> str:
 
 def dask_gateway_service(context: ServiceContext) -> dict[str, Any]:
     """The JupyterHub service definition (entry point in ``skydeck.services``)."""
-    tcp_port = free_port()
+    # A fixed scheduler-proxy port (SKYDECK_GATEWAY_TCP_PORT) where a Service must name it.
+    tcp_port = int(os.environ.get(ENV_PREFIX + "TCP_PORT") or free_port())
     services = {e.name for e in entry_points(group="skydeck.services")}
     quota_url = f"{context.public_url}/services/quota/" if "quota" in services else ""
     settings = GatewaySettings(
         state_dir=context.state_dir,
-        http_address=f"127.0.0.1:{context.port}",
-        tcp_address=f"127.0.0.1:{tcp_port}",
+        http_address=f"{context.host}:{context.port}",
+        tcp_address=f"{context.host}:{tcp_port}",
         api_address=f"127.0.0.1:{free_port()}",
         prefix=f"/services/{context.name}",
         quota_url=quota_url,
@@ -209,6 +210,8 @@ def dask_gateway_service(context: ServiceContext) -> dict[str, Any]:
         limits=DaskLimits.from_env(),
     )
     release = str(context.release_dir)
+    # Listening on all interfaces (a pod): labs are told the address by the deployment.
+    lab_host = "127.0.0.1" if context.host in ("0.0.0.0", "::", "") else context.host
     return {
         "name": context.name,
         "command": [sys.executable, "-m", "skydeck.hub.gateway"],
@@ -223,7 +226,7 @@ def dask_gateway_service(context: ServiceContext) -> dict[str, Any]:
             }
         ],
         # ``lab_environment`` goes into every lab's discovery environment (hub config).
-        "info": {"lab_environment": {PROXY_ADDRESS_ENV: f"gateway://127.0.0.1:{tcp_port}"}},
+        "info": {"lab_environment": {PROXY_ADDRESS_ENV: f"gateway://{lab_host}:{tcp_port}"}},
     }
 
 
