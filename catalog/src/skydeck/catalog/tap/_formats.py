@@ -161,42 +161,57 @@ def _binary2(table: pa.Table, columns: list[ColumnInfo]) -> bytes:
         return b""
     flag_width = (ncols + 7) // 8
     null_matrix = np.zeros((n, flag_width * 8), dtype=bool)
-    parts: list[tuple[str, np.ndarray, np.ndarray, int]] = []
-    row_size = np.full(n, flag_width, dtype=np.int64)
+    # segments of each row, in order: fixed-width blocks (n, width) and variable columns
+    blocks: list[list[np.ndarray]] = [[]]
+    variables: list[tuple[np.ndarray, np.ndarray, int]] = []
     for i, (col, array) in enumerate(zip(columns, table.columns, strict=True)):
         if col.arraysize and col.datatype != "boolean":
             counts, payload, nulls, size = _variable_bytes(array, col)
-            parts.append(("var", counts, payload, size))
-            row_size += 4 + counts * size
+            variables.append((counts, payload, size))
+            blocks.append([])
         else:
             fixed, nulls = _fixed_bytes(array, col)
-            parts.append(("fixed", fixed, fixed, 0))
-            row_size += fixed.shape[1]
+            blocks[-1].append(fixed)
         null_matrix[:, i] = nulls
+    blocks[0].insert(0, np.packbits(null_matrix, axis=1))  # MSB first, as BINARY2 wants
+    joined = [np.concatenate(b, axis=1) if b else np.zeros((n, 0), np.uint8) for b in blocks]
+    if not variables:  # every row has the same layout: one contiguous copy
+        return np.ascontiguousarray(joined[0]).tobytes()
+    row_size = np.zeros(n, dtype=np.int64)
+    for block in joined:
+        row_size += block.shape[1]
+    for counts, _, size in variables:
+        row_size += 4 + counts * size
     starts = np.zeros(n, dtype=np.int64)
     np.cumsum(row_size[:-1], out=starts[1:])
     out = np.zeros(int(row_size.sum()), dtype=np.uint8)
-    flags = np.packbits(null_matrix, axis=1)  # MSB first, as BINARY2 wants
-    out[starts[:, None] + np.arange(flag_width)] = flags
-    cursor = starts + flag_width
-    for kind, counts, payload, size in parts:
-        if kind == "fixed":
-            fixed = counts
-            width = fixed.shape[1]
-            out[cursor[:, None] + np.arange(width)] = fixed
-            cursor = cursor + width
-        else:
-            prefix = counts.astype(">u4").view(np.uint8).reshape(n, 4)
-            out[cursor[:, None] + np.arange(4)] = prefix
-            nbytes = counts * size
-            total = int(nbytes.sum())
-            if total:
-                row_of_byte = np.repeat(np.arange(n), nbytes)
-                first_byte = np.zeros(n, dtype=np.int64)
-                np.cumsum(nbytes[:-1], out=first_byte[1:])
-                within = np.arange(total) - first_byte[row_of_byte]
-                out[cursor[row_of_byte] + 4 + within] = payload[:total]
-            cursor = cursor + 4 + nbytes
+    cursor = starts.copy()
+    step = 65536  # rows per scatter, so index arrays stay small
+
+    def scatter(block: np.ndarray) -> None:
+        width = block.shape[1]
+        if width == 0:
+            return
+        offsets = np.arange(width)
+        for lo in range(0, n, step):
+            out[cursor[lo : lo + step, None] + offsets] = block[lo : lo + step]
+
+    for index, block in enumerate(joined):
+        scatter(block)
+        cursor += block.shape[1]
+        if index == len(variables):
+            break
+        counts, payload, size = variables[index]
+        scatter(counts.astype(">u4").view(np.uint8).reshape(n, 4))
+        nbytes = counts * size
+        total = int(nbytes.sum())
+        if total:
+            row_of_byte = np.repeat(np.arange(n), nbytes)
+            first_byte = np.zeros(n, dtype=np.int64)
+            np.cumsum(nbytes[:-1], out=first_byte[1:])
+            within = np.arange(total) - first_byte[row_of_byte]
+            out[cursor[row_of_byte] + 4 + within] = payload[:total]
+        cursor += 4 + nbytes
     return out.tobytes()
 
 
@@ -249,13 +264,15 @@ def votable(
     if overflow:
         tail += '<INFO name="QUERY_STATUS" value="OVERFLOW"/>\n'
     tail += "</RESOURCE>\n</VOTABLE>\n"
-    return (
-        head.encode()
-        + b"<TABLE>\n"
-        + fields.encode()
-        + b'\n<DATA><BINARY2><STREAM encoding="base64">'
-        + stream
-        + tail.encode()
+    return b"".join(  # one copy of the (possibly 100 MB) stream, not one per +
+        [
+            head.encode(),
+            b"<TABLE>\n",
+            fields.encode(),
+            b'\n<DATA><BINARY2><STREAM encoding="base64">',
+            stream,
+            tail.encode(),
+        ]
     )
 
 
