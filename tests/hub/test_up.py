@@ -39,6 +39,8 @@ def test_kernel_runs_skydeck_lab(hub: RunningHub) -> None:
     assert specs["kernelspecs"]["skydeck"]["spec"]["display_name"] == "Skydeck (Python 3.12)"
     # Each user has their own home under the data directory.
     assert (hub.data_dir / "home" / "alice").is_dir()
+    # `skydeck up` told the person at the terminal where to go.
+    assert f"Skydeck is ready: open {hub.url}/ and log in." in hub.log_path.read_text()
 
 
 def test_other_user_and_anonymous_are_refused(hub: RunningHub) -> None:

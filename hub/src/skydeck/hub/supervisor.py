@@ -16,7 +16,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -56,6 +58,20 @@ def stop_descendants(grace: float = 10.0) -> list[int]:
     return [p.pid for p in procs]
 
 
+def announce_when_ready(url: str, hub: subprocess.Popen[bytes], timeout: float = 600) -> None:
+    """Print one line when the hub answers, so the URL is not lost in the hub's log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and hub.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{url}/hub/api/", timeout=5) as response:
+                if response.status == 200:
+                    print(f"\nSkydeck is ready: open {url}/ and log in.\n", flush=True)
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+
+
 def run_hub(settings: HubSettings, log_level: str = "INFO") -> int:
     """Run JupyterHub in the foreground until it exits or we are signalled."""
     become_subreaper()
@@ -69,6 +85,9 @@ def run_hub(settings: HubSettings, log_level: str = "INFO") -> int:
         f"--log-level={log_level}",
     ]
     hub = subprocess.Popen(cmd, env=env, cwd=settings.data_dir / "hub")
+    threading.Thread(
+        target=announce_when_ready, args=(settings.public_url, hub), daemon=True
+    ).start()
     stopping = False
 
     def forward(signum: int, _frame: object) -> None:
