@@ -126,7 +126,7 @@ while True:
         pass
     assert time.monotonic() < deadline, "the TAP service started by binder/start did not answer"
     time.sleep(0.5)
-rows = sl.get_tap_service().search("SELECT COUNT(*) AS n FROM dp02_skydeck.Object").to_table()
+rows = sl.get_tap_service().search("SELECT COUNT(*) AS n FROM dp02_dc2_catalogs.Object").to_table()
 print("objects", int(rows["n"][0]))
 """
 
