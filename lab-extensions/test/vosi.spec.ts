@@ -66,6 +66,8 @@ describe('ADQL generation', () => {
     expect(adqlIdentifier('size')).toBe('size');
     expect(adqlIdentifier('my col')).toBe('"my col"');
     expect(adqlIdentifier('1st')).toBe('"1st"');
+    expect(adqlIdentifier('"size"')).toBe('"size"');
+    expect(adqlIdentifier('"_healpix_29"')).toBe('"_healpix_29"');
   });
 
   it('selects columns with TOP and suggests a cone on the main position', () => {

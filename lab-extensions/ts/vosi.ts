@@ -124,7 +124,10 @@ export function filterSchemas(schemas: ISchema[], filter: string): ISchema[] {
 
 /** Quote an ADQL identifier when it is not a plain regular identifier. */
 export function adqlIdentifier(name: string): string {
-  return /^[A-Za-z][A-Za-z0-9_]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
+  if (/^[A-Za-z][A-Za-z0-9_]*$/.test(name) || /^"([^"]|"")+"$/.test(name)) {
+    return name; // regular, or already delimited by the service ("size", "_healpix_29")
+  }
+  return `"${name.replace(/"/g, '""')}"`;
 }
 
 function findByUcd(columns: IColumn[], ucd: string): IColumn | undefined {
