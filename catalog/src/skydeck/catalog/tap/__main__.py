@@ -8,13 +8,13 @@ import click
 
 
 @click.command()
-@click.option("--release", type=click.Path(path_type=Path), help="Release directory.")
+@click.option("--release", help="Release directory, or an object-store URI (s3://bucket/release).")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Job database and results.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8081, show_default=True, type=int)
 @click.option("--auth", type=click.Choice(["hub", "none"]), help="Override SKYDECK_TAP_AUTH.")
 def main(
-    release: Path | None, data_dir: Path | None, host: str, port: int, auth: str | None
+    release: str | None, data_dir: Path | None, host: str, port: int, auth: str | None
 ) -> None:
     """Serve TAP over the HATS catalogs of a Skydeck release."""
     import uvicorn
@@ -24,7 +24,7 @@ def main(
 
     overrides: dict[str, object] = {}
     if release is not None:
-        overrides["release"] = release
+        overrides["release"] = release if "://" in release else Path(release)
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     if auth is not None:

@@ -181,9 +181,10 @@ def load_tables(
             )
             for pixel in catalog.get_healpix_pixels()
         ]
-        arrow_schema = (
-            pq.read_schema(partitions[0].path) if partitions else None
-        )  # all partitions share one schema
+        arrow_schema = None  # all partitions share one schema
+        if partitions:  # through the release's filesystem: local, or s3fs for s3:// releases
+            with root.fs.open(partitions[0].path, "rb") as footer:
+                arrow_schema = pq.read_schema(footer)
         physical_names = list(arrow_schema.names if arrow_schema else [])
         physical_types = {
             n: str(arrow_schema.field(n).type) for n in physical_names if arrow_schema is not None

@@ -193,6 +193,11 @@ class Engine:
         self.fanout: FanOut | None = None  # set by the factory when a Dask cluster is configured
         self._db = duckdb.connect(":memory:")
         self._lock = threading.Lock()
+        if layout.root.protocol not in ("", "file", "local"):
+            # An object-store release (s3://...) is read through its fsspec filesystem (s3fs,
+            # configured by AWS_ENDPOINT_URL & co.), not DuckDB's httpfs extension, which
+            # would have to be downloaded at run time.
+            self._db.register_filesystem(layout.root.fs)
         if threads:
             self._db.execute(f"SET threads = {int(threads)}")
         # parquet footers are read once, not on every query (files of a release never change

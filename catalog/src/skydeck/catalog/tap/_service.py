@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -50,6 +51,14 @@ class QueryRequest:
     maxrec: int
     fmt: OutputFormat
     upload: str | None
+
+
+def _interrupt(interrupt: Callable[[], None]) -> None:
+    """Stop a running DuckDB query; it may have just finished and closed its cursor."""
+    try:
+        interrupt()
+    except duckdb.Error:
+        pass
 
 
 def _now() -> datetime:
@@ -287,7 +296,7 @@ class JobService:
         with self._lock:
             interrupts = list(self._interrupts.values())
         for interrupt in interrupts:
-            interrupt()
+            _interrupt(interrupt)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def purge_expired(self) -> int:
@@ -393,7 +402,7 @@ class JobService:
         with self._lock:
             interrupt = self._interrupts.get(job.job_id)
         if interrupt is not None:
-            interrupt()
+            _interrupt(interrupt)
 
     def delete(self, job: JobRecord) -> None:
         self.abort(job)

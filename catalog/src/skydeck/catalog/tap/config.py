@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -16,10 +16,12 @@ class TapSettings(BaseSettings):
         env_prefix="SKYDECK_TAP_", extra="ignore", populate_by_name=True
     )
 
-    release: Path | None = Field(
+    release: Path | str | None = Field(
         default=None,
         validation_alias=AliasChoices("SKYDECK_TAP_RELEASE", "SKYDECK_RELEASE"),
-        description="The published release directory (manifest.json, hats/, schema/).",
+        description="The published release (manifest.json, hats/, schema/): a directory, or an "
+        "object-store URI such as s3://bucket/release (S3 endpoint and credentials from the "
+        "standard AWS_ENDPOINT_URL / AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables).",
     )
     schema_names: dict[str, str] = Field(
         default_factory=lambda: {"dp02_skydeck": "dp02_dc2_catalogs"},
@@ -84,6 +86,14 @@ class TapSettings(BaseSettings):
         default=None, description="Dask scheduler address; multi-partition scans fan out to it."
     )
 
+    @field_validator("release", mode="before")
+    @classmethod
+    def _release_uri(cls, value: object) -> object:
+        # a URI stays a string: Path("s3://b/r") would collapse it to "s3:/b/r"
+        if isinstance(value, str) and "://" not in value and value:
+            return Path(value)
+        return value
+
     @model_validator(mode="after")
     def _defaults(self) -> TapSettings:
         if self.auth is None:
@@ -102,11 +112,12 @@ class TapSettings(BaseSettings):
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'jobs.sqlite3').absolute()}"
 
-    def require_release(self) -> Path:
+    def require_release(self) -> Path | str:
         if self.release is None:
             raise ValueError(
                 "No release: pass --release DIR or set SKYDECK_TAP_RELEASE (or SKYDECK_RELEASE) "
-                "to a published release directory, e.g. <data>/release from `skydeck data build`."
+                "to a published release directory or s3:// URI, e.g. <data>/release from "
+                "`skydeck data build`."
             )
         return self.release
 
