@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import secrets
@@ -55,10 +56,8 @@ class QueryRequest:
 
 def _interrupt(interrupt: Callable[[], None]) -> None:
     """Stop a running DuckDB query; it may have just finished and closed its cursor."""
-    try:
+    with contextlib.suppress(duckdb.Error):
         interrupt()
-    except duckdb.Error:
-        pass
 
 
 def _now() -> datetime:
