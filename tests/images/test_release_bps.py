@@ -10,7 +10,9 @@ import pytest
 from skydeck.images.release.bps import submit
 from skydeck.images.release.butler_repo import DEFAULT_COLLECTION
 
-pytestmark = pytest.mark.slow
+# A handful of pipetask processes plus Parsl start-up: about a minute on an idle
+# 2-core machine, far more on a shared one; the global 600 s limit is too tight there.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 def _objects(butler, collection: str) -> pd.DataFrame:
