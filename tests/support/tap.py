@@ -263,7 +263,7 @@ class TapServer:
 
     url: str
     data_dir: Path
-    release: Path
+    release: Path | str  # a directory or an object-store URI (s3://bucket/release)
     port: int
     log_path: Path
     env: dict[str, str]
@@ -307,7 +307,9 @@ class TapServer:
         return requests.post(self.url + "/sync", data=data, timeout=120)
 
 
-def start_tap_server(release: Path, data_dir: Path, env: dict[str, str] | None = None) -> TapServer:
+def start_tap_server(
+    release: Path | str, data_dir: Path, env: dict[str, str] | None = None
+) -> TapServer:
     from support.hub import free_port
 
     data_dir.mkdir(parents=True, exist_ok=True)
