@@ -128,12 +128,18 @@ class RunningHub:
 
     def stop(self, timeout: float = 60) -> None:
         if self.process.poll() is None:
+            started = self.descendants()
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+            # `skydeck up` stops what it started; this only guards the test machine
+            # against a hub that had to be killed.
+            for proc in started:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
 
 
 def start_hub(
