@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
 import psutil
@@ -63,18 +64,19 @@ def test_other_user_and_anonymous_are_refused(hub: RunningHub) -> None:
 def test_sigterm_leaves_no_process_behind(tmp_path) -> None:
     hub = start_hub(tmp_path / "data")
     try:
-        hub.start_server("carol")
         lab = LabSession(hub.start_server("carol"), hub.user_token("carol")).start()
         lab.execute("x = 1")
         before = hub.descendants()
         names = {p.name() for p in before}
-        assert len(before) >= 3, names  # hub, proxy, lab (and kernel)
+        assert len(before) >= 3, names  # hub, proxy, services, lab and kernel
+        # SIGTERM to `skydeck up` alone (not hub.stop(), which also cleans up after failures).
+        hub.process.send_signal(signal.SIGTERM)
+        assert hub.process.wait(120) == 0
+        time.sleep(0.5)
+        alive = [p for p in before if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert not alive, [p.cmdline() for p in alive]
     finally:
         hub.stop()
-    assert hub.process.returncode == 0
-    time.sleep(0.5)
-    alive = [p for p in before if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert not alive, [p.cmdline() for p in alive]
 
 
 def test_port_in_use_is_a_clear_error(hub: RunningHub, tmp_path) -> None:
