@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any, Protocol
+
+#: Hub environment variables handed on to the TAP service when set: the job database (e.g.
+#: PostgreSQL in production) and the S3 endpoint/credentials of an object-store release.
+FORWARDED_ENV = (
+    "SKYDECK_TAP_DATABASE_URL",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+)
 
 
 class _Context(Protocol):  # skydeck.hub.services.ServiceContext, without importing the hub
@@ -22,13 +36,16 @@ def hub_service(context: _Context) -> dict[str, Any]:
     arguments = ["--host", host, "--port", str(context.port)]
     arguments += ["--release", str(context.release_dir), "--data-dir", str(context.state_dir)]
     arguments += ["--auth", "hub"]
+    environment = {
+        "SKYDECK_TAP_RELEASE": str(context.release_dir),
+        "SKYDECK_TAP_DATA_DIR": str(context.state_dir),
+        # per-user limits come from the quota service when the hub runs one
+        "SKYDECK_TAP_QUOTA_URL": f"{context.public_url.rstrip('/')}/services/quota/",
+    }
+    # JupyterHub starts managed services with a minimal environment: hand these on explicitly
+    environment |= {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
     return {
         "name": context.name,
         "command": [sys.executable, "-m", "skydeck.catalog.tap", *arguments],
-        "environment": {
-            "SKYDECK_TAP_RELEASE": str(context.release_dir),
-            "SKYDECK_TAP_DATA_DIR": str(context.state_dir),
-            # per-user limits come from the quota service when the hub runs one
-            "SKYDECK_TAP_QUOTA_URL": f"{context.public_url.rstrip('/')}/services/quota/",
-        },
+        "environment": environment,
     }
