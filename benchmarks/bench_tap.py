@@ -2,7 +2,7 @@
 
 Usage::
 
-    uv run python benchmarks/tap_bench.py            # writes benchmarks/results/tap.{json,md}
+    uv run python benchmarks/runner.py tap     # writes benchmarks/results/tap.{json,md}
 
 The table (objectId, coord_ra/coord_dec uniform over 10 x 10 deg around RA 62,
 Dec -37, detect_isPrimary, ugrizy psfFlux/psfFluxErr in nJy) is generated once
