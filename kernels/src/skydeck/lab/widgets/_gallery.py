@@ -7,7 +7,7 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
-from skydeck.lab.widgets._sources import as_frame, engine, radec_columns
+from skydeck.lab.widgets._sources import BokehJSMixin, as_frame, engine, radec_columns
 from skydeck.lab.widgets._stretch import palette, stretch
 
 BAND_COLORS = {
@@ -54,7 +54,7 @@ def aperture_flux(cutout: Any, radius: float = 4.0) -> tuple[float, float]:
     return flux, error
 
 
-class CutoutGallery(widgets.VBox):
+class CutoutGallery(BokehJSMixin, widgets.VBox):
     """A grid of coadd stamps: one row per object, one column per band.
 
     >>> CutoutGallery(objects_frame, bands=("g", "r", "i"))  # doctest: +SKIP

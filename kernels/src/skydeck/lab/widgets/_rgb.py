@@ -51,6 +51,9 @@ def rgb_image(
     if show:
         from IPython.display import display
 
+        from skydeck.lab.widgets._sources import ensure_bokehjs
+
+        ensure_bokehjs()
         display(rgb_figure(rgb, wcs))
     return rgb
 

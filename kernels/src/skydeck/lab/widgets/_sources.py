@@ -92,3 +92,21 @@ def radec_columns(frame: Any, ra: str | None = None, dec: str | None = None) -> 
             f"No RA/Dec columns among {list(frame.columns)[:20]}; pass ra= and dec= names."
         )
     return ra, dec
+
+
+def ensure_bokehjs() -> None:
+    """Put BokehJS on the page, inline (no CDN): the jupyter_bokeh widget views need
+    ``window.Bokeh`` before they render. Sent with every display, because the kernel
+    cannot know whether the page was reloaded since; the page skips a second load."""
+    from bokeh.io import output_notebook
+    from bokeh.resources import INLINE
+
+    output_notebook(resources=INLINE, hide_banner=True)
+
+
+class BokehJSMixin:
+    """Widgets whose display first makes sure BokehJS is on the page."""
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        ensure_bokehjs()
+        return super()._repr_mimebundle_(**kwargs)  # type: ignore[misc]

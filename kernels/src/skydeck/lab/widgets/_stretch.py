@@ -17,13 +17,13 @@ COLORMAPS = {
 
 
 def palette(name: str) -> list[str]:
-    """The 256-colour bokeh palette of a colormap name (low values dark)."""
+    """The 256-colour bokeh palette of a colormap name (low values dark, as in ds9)."""
     from bokeh import palettes
 
     if name not in COLORMAPS:
         raise ValueError(f"Unknown colormap {name!r}; choose one of {sorted(COLORMAPS)}.")
-    colors = list(getattr(palettes, COLORMAPS[name]))
-    return colors[::-1] if name == "grey" else colors  # Greys256 runs white -> black
+    colors: list[str] = list(getattr(palettes, COLORMAPS[name]))
+    return colors
 
 
 def stretch(data: np.ndarray, kind: str = "asinh", *, a: float = 0.1) -> np.ndarray:

@@ -8,7 +8,14 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
-from skydeck.lab.widgets._sources import ImageData, as_frame, as_image, engine, radec_columns
+from skydeck.lab.widgets._sources import (
+    BokehJSMixin,
+    ImageData,
+    as_frame,
+    as_image,
+    engine,
+    radec_columns,
+)
 from skydeck.lab.widgets._stretch import COLORMAPS, STRETCHES, palette, stretch
 
 #: Images larger than this (pixels a side) are block-averaged for display.
@@ -33,7 +40,7 @@ def sky_grid(wcs: Any, shape: tuple[int, int], factor: int = 1) -> tuple[np.ndar
     return np.asarray(ra), np.asarray(dec)
 
 
-class ImageViewer(widgets.VBox):
+class ImageViewer(BokehJSMixin, widgets.VBox):
     """An interactive image: stretch and colormap menus, zoom/pan, hover RA/Dec and value.
 
     >>> viewer = ImageViewer(cutout, stretch="zscale")  # doctest: +SKIP
