@@ -60,3 +60,31 @@ def test_killed_build_leaves_no_release_and_rerun_resumes(tmp_path):
     proc.wait(timeout=30)
     assert "Resuming the interrupted build" in said or "Starting clean" in said, said
     assert not (tmp_path / "release").exists()
+
+
+def test_a_foreign_release_directory_is_refused(tmp_path):
+    from skydeck.images.release.build import BuildError, BuildOptions, build_release
+
+    (tmp_path / "release").mkdir()
+    (tmp_path / "release" / "something").write_text("not a release")
+    with pytest.raises(BuildError, match="not a Skydeck release"):
+        build_release(BuildOptions(tmp_path, size="tiny"))
+    assert not (tmp_path / "release.staging").exists()
+
+
+def test_unknown_size_is_refused(tmp_path):
+    from skydeck.images.release.build import BuildError, BuildOptions, build_release
+
+    with pytest.raises(BuildError, match="unknown release size"):
+        build_release(BuildOptions(tmp_path, size="huge"))
+
+
+def test_cli_lists_the_build_command():
+    result = subprocess.run(
+        [sys.executable, "-m", "skydeck.hub", "data", "build", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for option in ("--data-dir", "--size", "--seed", "--registry", "--datastore"):
+        assert option in result.stdout
