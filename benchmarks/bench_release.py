@@ -2,13 +2,13 @@
 
 Usage::
 
-    uv run python benchmarks/release_build.py           # tiny (baseline) and demo
-    uv run python benchmarks/release_build.py tiny      # only the tiny build
+    uv run python benchmarks/runner.py release             # tiny (baseline) and demo
+    uv run python benchmarks/bench_release.py tiny         # only the tiny build
 
 Each build runs cold in its own subprocess and temporary data directory. The tiny
 build is the same-run baseline (machines here are shared and noisy); the target is
 the whole demo build in at most 3 minutes on 2 cores. Results go to
-``benchmarks/results/release_build.{json,md}``. Nothing is asserted.
+``benchmarks/results/release.{json,md}``. Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def build_once(size: str) -> dict[str, object]:
     return result
 
 
-def run(report: Report, sizes: list[str]) -> None:
+def run(report: Report, sizes: tuple[str, ...] = ("tiny", "demo")) -> None:
     for size in sizes:
         print(f"building {size} ...", flush=True)
         result = build_once(size)
@@ -86,13 +86,12 @@ def run(report: Report, sizes: list[str]) -> None:
 
 
 def main(argv: list[str]) -> None:
-    sizes = argv or ["tiny", "demo"]
-    report = Report("release_build")
-    run(report, sizes)
+    report = Report("release")
+    run(report, tuple(argv) or ("tiny", "demo"))
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "release_build.json").write_text(json.dumps(report.to_json(), indent=2))
+    (RESULTS / "release.json").write_text(json.dumps(report.to_json(), indent=2))
     markdown = report.to_markdown()
-    (RESULTS / "release_build.md").write_text(markdown)
+    (RESULTS / "release.md").write_text(markdown)
     print(markdown)
 
 
