@@ -138,7 +138,11 @@ print(json.dumps({
     # No token, no gateway.
     assert requests.get(f"{lab_hub.url}{GATEWAY}/clusters/", timeout=30).status_code == 401
     # The quota service is told what the cluster holds (scheduler + 2 workers of 1 core).
-    usage = _wait_for(lambda: _dask_usage(lab_hub, "alice"), lambda u: name in u)
+    # Accounting is periodic: the first record may predate the workers joining.
+    usage = _wait_for(
+        lambda: _dask_usage(lab_hub, "alice"),
+        lambda u: name in u and u[name]["cpu"] == 3,
+    )
     assert usage[name]["cpu"] == 3
     assert usage[name]["workers"] in (None, 2)
 
