@@ -398,6 +398,8 @@ def test_services_account_dask_sessions_for_budgets(qhub: RunningHub) -> None:
     status = q(qhub, "GET", "api/users/ds-uma/status", qhub.user_token("ds-uma")).json()
     [running] = status["usage"]["running"]
     assert (running["source"], running["key"], running["workers"]) == ("dask", "cluster-1", 2)
+    # Let the session last long enough to register in the rounded CPU-hours on a fast machine.
+    time.sleep(1.5)
     body["stopped"] = True
     closed = q(qhub, "POST", "api/users/ds-uma/sessions", token, json=body).json()
     assert closed == {"closed": 1}
