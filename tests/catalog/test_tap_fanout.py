@@ -1,13 +1,22 @@
-"""Dask fan-out: per-partition execution merged here gives the in-process answer."""
+"""Dask fan-out: per-partition execution merged here gives the in-process answer.
+
+Also on a release in S3 (moto's server on loopback): the workers read the partition
+files through s3fs, from storage options carried by each task or from their own
+``AWS_*`` environment.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from distributed import LocalCluster
 
+from skydeck.catalog.release import ReleaseLayout
 from skydeck.catalog.tap._engine import Engine
 from skydeck.catalog.tap._fanout import FanOut
+from support.s3 import S3Server
 
 pytestmark = pytest.mark.slow
 
@@ -65,3 +74,57 @@ def test_joins_stay_in_process(engines):
     )
     assert "fanout" not in result.info
     assert result.table.column("n")[0].as_py() == 4500
+
+
+S3_QUERIES = [QUERIES[0], QUERIES[4], QUERIES[7]]
+
+
+@pytest.fixture(scope="module")
+def s3_release_uri(s3_server: S3Server, tap_release) -> str:
+    bucket = s3_server.create_bucket()
+    return s3_server.upload(Path(str(tap_release.layout.root)), bucket, "release")
+
+
+def _compare(expected, got, adql: str) -> None:
+    assert int(got.info["fanout"]) >= 2, "this query should have been spread over tasks"
+    a, b = frame(expected), frame(got)
+    if "ORDER BY" not in adql:
+        a = a.sort_values(list(a.columns)).reset_index(drop=True)
+        b = b.sort_values(list(b.columns)).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b, check_dtype=False, rtol=1e-9)
+
+
+@pytest.mark.s3
+def test_fan_out_on_s3_with_storage_options(engines, s3_server, s3_release_uri):
+    """Workers that know no S3 endpoint read the release with the options each task carries."""
+    from upath import UPath
+
+    local, spread = engines  # its workers started before any AWS_* variable was set
+    layout = ReleaseLayout.at(UPath(s3_release_uri, **s3_server.storage_options()))
+    remote = Engine(layout, threads=1)
+    remote.fanout = FanOut(remote, spread.fanout.scheduler)
+    try:
+        for adql in S3_QUERIES:
+            _compare(local.execute(adql), remote.execute(adql), adql)
+    finally:
+        remote.fanout.close()
+
+
+@pytest.mark.s3
+def test_fan_out_on_s3_with_worker_environment(engines, s3_server, s3_release_uri, monkeypatch):
+    """The service and its workers find the endpoint in AWS_* variables (as dask-gateway
+    workers do: the gateway passes them on)."""
+    local, _ = engines
+    environment = {k: v for k, v in s3_server.environment().items() if k.startswith("AWS_")}
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    remote = Engine(ReleaseLayout.at(s3_release_uri), threads=1)
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0", env=environment
+    ) as cluster:
+        remote.fanout = FanOut(remote, cluster.scheduler_address)
+        try:
+            for adql in S3_QUERIES:
+                _compare(local.execute(adql), remote.execute(adql), adql)
+        finally:
+            remote.fanout.close()

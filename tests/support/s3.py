@@ -12,6 +12,7 @@ import secrets
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +40,23 @@ class S3Server:
             "AWS_SECRET_ACCESS_KEY": self.secret_key,
             "AWS_DEFAULT_REGION": self.region,
         }
+
+    def storage_options(self) -> dict[str, object]:
+        """s3fs/fsspec storage options naming this server explicitly (no environment needed)."""
+        return {
+            "endpoint_url": self.endpoint_url,
+            "key": self.access_key,
+            "secret": self.secret_key,
+            "client_kwargs": {"region_name": self.region},
+        }
+
+    def upload(self, local: Path, bucket: str, prefix: str) -> str:
+        """Copy the directory ``local`` to ``s3://<bucket>/<prefix>/``; returns that URI."""
+        import s3fs
+
+        fs = s3fs.S3FileSystem(**self.storage_options())
+        fs.put(str(local) + "/", f"{bucket}/{prefix}/", recursive=True)
+        return f"s3://{bucket}/{prefix}"
 
     def create_bucket(self, name: str | None = None) -> str:
         import boto3

@@ -11,6 +11,12 @@ query, which every Dask task runs with DuckDB on a group of partition files, and
 
 Anything else (joins, sub-queries, HAVING, window functions, uploads) runs in
 the single DuckDB process as usual; `FanOut.plan` returns None for it.
+
+A release on object storage (``s3://...``) is read in each worker through the same
+fsspec filesystem as in the service (s3fs registered in DuckDB): every task carries
+the filesystem's protocol and storage options, and the worker's S3 endpoint and
+credentials come from those options or, when they are empty, from the worker's own
+``AWS_*`` environment (as in the service).
 """
 
 from __future__ import annotations
@@ -36,6 +42,10 @@ SOURCE = "__fanout_source"
 MERGED = "__fanout_merged"
 
 
+#: An object-store filesystem as tasks carry it: fsspec protocol and storage options.
+Filesystem = tuple[str, dict[str, Any]]
+
+
 @dataclass
 class FanOutPlan:
     """How one query runs spread over partitions."""
@@ -44,13 +54,23 @@ class FanOutPlan:
     views: list[str]  # per partition: the SQL defining the source view
     map_sql: str
     merge_sql: str
+    filesystem: Filesystem | None = None  # where the partition files are, if not local
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the ADQL geometry functions installed."""
+def _connect(filesystem: Filesystem | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the ADQL geometry functions installed.
+
+    With ``filesystem``, DuckDB reads ``<protocol>://`` paths through that fsspec
+    filesystem (DuckDB's own httpfs extension would be downloaded at run time).
+    """
     from ._geometry import SQL_MACROS, polygon_udf
 
     con = duckdb.connect(":memory:")
+    if filesystem is not None:
+        import fsspec
+
+        protocol, options = filesystem
+        con.register_filesystem(fsspec.filesystem(protocol, **options))
     for macro in SQL_MACROS:
         con.execute(macro)
     con.create_function(  # type: ignore[call-overload]
@@ -59,9 +79,9 @@ def _connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def run_partition(view_sql: str, map_sql: str) -> pa.Table:
+def run_partition(view_sql: str, map_sql: str, filesystem: Filesystem | None = None) -> pa.Table:
     """Dask task: the map query over one partition (DuckDB in the worker)."""
-    con = _connect()
+    con = _connect(filesystem)
     try:
         con.execute(f"CREATE VIEW {SOURCE} AS {view_sql}")
         return con.sql(map_sql).to_arrow_table()
@@ -142,10 +162,18 @@ class FanOut:
         tasks = min(len(files), max(2, 3 * self._workers()))
         groups = [files[i::tasks] for i in range(tasks)]
         views = [self.engine.source_sql(table, group, condition) for group in groups]
-        return FanOutPlan(translation, views, map_sql, merge_sql)
+        return FanOutPlan(translation, views, map_sql, merge_sql, self._filesystem())
+
+    def _filesystem(self) -> Filesystem | None:
+        """The release's object-store filesystem, for the workers (None when local)."""
+        root = self.engine.layout.root
+        if root.protocol in ("", "file", "local"):
+            return None
+        protocol = root.protocol if isinstance(root.protocol, str) else root.protocol[0]
+        return protocol, dict(root.storage_options)
 
     def _output_names(self, sql: str, table: HatsTable, sample: str, condition: str) -> list[str]:
-        con = _connect()
+        con = _connect(self._filesystem())
         try:
             view = self.engine.source_sql(table, [sample], condition)
             con.execute(f"CREATE VIEW {SOURCE} AS {view}")
@@ -259,7 +287,13 @@ class FanOut:
 
     # ----- execution --------------------------------------------------------------------
     def run(self, plan: FanOutPlan) -> pa.Table:
-        futures = self.client.map(run_partition, plan.views, map_sql=plan.map_sql, pure=False)
+        futures = self.client.map(
+            run_partition,
+            plan.views,
+            map_sql=plan.map_sql,
+            filesystem=plan.filesystem,
+            pure=False,
+        )
         parts = [t for t in self.client.gather(futures) if t is not None]
         merged = pa.concat_tables(parts, promote_options="default")
         con = duckdb.connect(":memory:")
