@@ -27,6 +27,7 @@ from traitlets import Unicode, default
 from traitlets.config import Config
 
 from skydeck.hub.gateway import GIB, DaskLimits, GatewaySettings, encryption_key
+from skydeck.hub.services import BACKEND_ENV
 
 
 class LimitError(PublicException):
@@ -409,6 +410,8 @@ def gateway_config(settings: GatewaySettings) -> Config:
         "LC_ALL",
         "HOME",
         "SKYDECK_RELEASE",
+        # a release on S3: workers read its HATS files with the platform's S3 settings
+        *BACKEND_ENV,
     ]
     c.ClusterConfig.scheduler_cmd = [dask, "scheduler"]
     c.ClusterConfig.worker_cmd = [dask, "worker"]

@@ -68,6 +68,40 @@ def _print_credentials(data: DataDir, url: str) -> None:
     click.echo(f"Skydeck is starting at {url}/ (Ctrl-C stops everything)")
 
 
+#: How long ``skydeck up`` waits for a release elsewhere (e.g. on S3) to answer.
+RELEASE_CHECK_TIMEOUT = 60
+
+
+def _check_release(location: str) -> None:
+    """Fail with one line unless a published release answers at ``location``.
+
+    The check runs ``skydeck data info --release <location>`` (the release tools own
+    the release layout; the hub imports none of them), so an unreachable object store,
+    refused credentials or a prefix without a manifest stop ``skydeck up`` before the
+    hub starts, instead of every service failing on its own.
+    """
+    if "data" not in {e.name for e in entry_points(group=COMMANDS_GROUP)}:
+        if "://" not in location and not (Path(location) / "manifest.json").exists():
+            _fail(f"no data release is published at {location} (no manifest.json)")
+        click.echo(f"skydeck: the release tools are not installed; {location} is not checked")
+        return
+    cmd = [sys.executable, "-m", "skydeck.hub", "data", "info", "--release", location]
+    try:
+        result = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=RELEASE_CHECK_TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        _fail(
+            f"the data release at {location} did not answer in {RELEASE_CHECK_TIMEOUT} s; "
+            "check the address and AWS_ENDPOINT_URL"
+        )
+        return
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        reason = lines[-1].removeprefix("skydeck data info: ") if lines else "no answer"
+        _fail(f"cannot serve the data release at {location}: {reason}")
+
+
 def _ensure_release(data: DataDir, size: str) -> None:
     """Build the data release when none is published, if the builder is installed."""
     if (data.release_dir / "manifest.json").exists():
@@ -108,6 +142,17 @@ def _ensure_release(data: DataDir, size: str) -> None:
 )
 @click.option("--no-release", is_flag=True, help="Start without building a data release.")
 @click.option(
+    "--release",
+    default=None,
+    envvar="SKYDECK_RELEASE",
+    help=(
+        "Serve the data release published here instead of DATA_DIR/release: a directory, "
+        "or an object-store URI such as s3://bucket/dr1 (see `skydeck data publish`; S3 "
+        "endpoint and credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...). "
+        "Nothing is built; [env: SKYDECK_RELEASE]."
+    ),
+)
+@click.option(
     "--idle-timeout",
     default=3600,
     show_default=True,
@@ -122,6 +167,7 @@ def up(
     extra_config: tuple[Path, ...],
     release_size: str,
     no_release: bool,
+    release: str | None,
     idle_timeout: int,
     log_level: str,
 ) -> None:
@@ -136,7 +182,10 @@ def up(
         data.prepare()
     except (PreflightError, DataDirError) as error:
         _fail(str(error))
-    if not no_release:
+    if release:
+        location = release if "://" in release else str(Path(release).expanduser().resolve())
+        _check_release(location)
+    elif not no_release:
         _ensure_release(data, release_size)
     settings = HubSettings(
         data_dir=data.root,
@@ -146,6 +195,7 @@ def up(
         proxy_api_port=free_port(),
         idle_timeout=idle_timeout,
         extra_config=[p.resolve() for p in extra_config],
+        release=location if release else "",
     )
     _print_credentials(data, settings.public_url)
     sys.exit(run_hub(settings, log_level=log_level))

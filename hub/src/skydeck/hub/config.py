@@ -18,7 +18,13 @@ from typing import Any
 
 from skydeck.hub.datadir import DataDir
 from skydeck.hub.preflight import free_port
-from skydeck.hub.services import ServiceContext, discover_service_factories
+from skydeck.hub.services import (
+    BACKEND_ENV,
+    ServiceContext,
+    discover_service_factories,
+    is_remote_release,
+    release_location,
+)
 
 ENV_PREFIX = "SKYDECK_"
 
@@ -34,10 +40,23 @@ class HubSettings:
     proxy_api_port: int = 0
     idle_timeout: int = 3600
     extra_config: list[Path] = field(default_factory=list)
+    #: Where the data release is: empty for ``<data_dir>/release``, else a directory or an
+    #: object-store URI such as ``s3://bucket/release`` (``skydeck up --release``).
+    release: str = ""
 
     @property
     def public_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def release_location(self) -> Path | str:
+        """The release the services and labs read: a directory `Path` or a URI string."""
+        return release_location(self.release or DataDir(self.data_dir).release_dir)
+
+    @property
+    def remote_release(self) -> bool:
+        """Whether the release is on object storage (nothing to build or mount locally)."""
+        return is_remote_release(self.release)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> HubSettings:
@@ -51,6 +70,7 @@ class HubSettings:
             proxy_api_port=int(env.get(f"{ENV_PREFIX}PROXY_API_PORT", "0")),
             idle_timeout=int(env.get(f"{ENV_PREFIX}IDLE_TIMEOUT", "3600")),
             extra_config=extra,
+            release=env.get(f"{ENV_PREFIX}RELEASE", "").strip(),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -62,6 +82,7 @@ class HubSettings:
             f"{ENV_PREFIX}PROXY_API_PORT": str(self.proxy_api_port),
             f"{ENV_PREFIX}IDLE_TIMEOUT": str(self.idle_timeout),
             f"{ENV_PREFIX}EXTRA_CONFIG": os.pathsep.join(map(str, self.extra_config)),
+            f"{ENV_PREFIX}RELEASE": str(self.release_location),
         }
 
 
@@ -70,11 +91,24 @@ def _bin(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
 
+def backend_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The `BACKEND_ENV` variables set in ``environ`` (default: this process)."""
+    env = os.environ if environ is None else environ
+    return {name: env[name] for name in BACKEND_ENV if env.get(name)}
+
+
+def _spawner_env_keep() -> list[str]:
+    from jupyterhub.spawner import Spawner
+
+    default: list[str] = list(Spawner.class_traits()["env_keep"].default())
+    return default
+
+
 def discovery_environment(settings: HubSettings, service_names: list[str]) -> dict[str, str]:
     """The discovery contract (kernels/README.md): how a lab finds the platform."""
     base = settings.public_url
     env = {
-        "SKYDECK_RELEASE": str(DataDir(settings.data_dir).release_dir),
+        "SKYDECK_RELEASE": str(settings.release_location),
         "SKYDECK_HUB_URL": base + "/hub/",
     }
     urls = {
@@ -124,6 +158,8 @@ def configure_hub(c: Any, settings: HubSettings) -> None:
     hub.spawner_class = "skydeck.hub.spawner.SkydeckLocalSpawner"
     c.SkydeckLocalSpawner.home_dir_template = str(data.home_root / "{username}")
     c.Spawner.start_timeout = 120
+    # Labs read a release on S3 (and its PostgreSQL registry) with the hub's settings.
+    c.SkydeckLocalSpawner.env_keep = [*_spawner_env_keep(), *BACKEND_ENV]
     c.Spawner.http_timeout = 120
 
     # Managed services contributed by the other components (entry points).
@@ -136,12 +172,13 @@ def configure_hub(c: Any, settings: HubSettings) -> None:
             port=port,
             data_dir=data.root,
             state_dir=data.service_dir(name),
-            release_dir=data.release_dir,
+            release_dir=settings.release_location,
             public_url=settings.public_url,
             hub_api_url=f"http://127.0.0.1:{hub.hub_port}/hub/api",
         )
         context.state_dir.mkdir(parents=True, exist_ok=True)
         spec = factory(context)
+        spec["environment"] = {**backend_environment(), **spec.get("environment", {})}
         spec.setdefault("name", name)
         spec.setdefault("url", f"http://127.0.0.1:{port}")
         spec.setdefault("oauth_no_confirm", True)

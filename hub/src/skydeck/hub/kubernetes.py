@@ -260,7 +260,11 @@ def service_command(name: str, environ: dict[str, str]) -> tuple[list[str], dict
     """
     from pathlib import Path
 
-    from skydeck.hub.services import ServiceContext, discover_service_factories
+    from skydeck.hub.services import (
+        ServiceContext,
+        discover_service_factories,
+        release_location,
+    )
 
     factories = discover_service_factories()
     if name not in factories:
@@ -281,7 +285,7 @@ def service_command(name: str, environ: dict[str, str]) -> tuple[list[str], dict
         port=port,
         data_dir=state.parent,
         state_dir=state,
-        release_dir=Path(environ.get("SKYDECK_RELEASE", RELEASE_MOUNT)),
+        release_dir=release_location(environ.get("SKYDECK_RELEASE") or RELEASE_MOUNT),
         public_url=environ.get("SKYDECK_PUBLIC_URL", "http://proxy-public").rstrip("/"),
         hub_api_url=environ["JUPYTERHUB_API_URL"],
         host="0.0.0.0",  # reached through the pod's Service

@@ -22,6 +22,24 @@ from typing import Any
 
 SERVICES_GROUP = "skydeck.services"
 
+#: Variables of the hub's environment that the managed services and the labs need when
+#: set, and that JupyterHub would not pass on (it starts both with a minimal environment):
+#: the object store's endpoint and credentials of a release on S3 (read by s3fs, boto3 and
+#: lsst-resources) and ``LSST_DB_AUTH[_CREDENTIALS]``, the credentials of a Butler registry
+#: in PostgreSQL (a read-only account: the labs get it too; never the hub's PGPASSWORD).
+BACKEND_ENV = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "S3_ENDPOINT_URL",
+    "LSST_DB_AUTH",
+    "LSST_DB_AUTH_CREDENTIALS",
+)
+
 log = logging.getLogger(__name__)
 
 
@@ -33,7 +51,10 @@ class ServiceContext:
     port: int
     data_dir: Path
     state_dir: Path
-    release_dir: Path
+    #: The data release: a local directory, or an object-store URI string such as
+    #: ``s3://bucket/release`` (``skydeck up --release``); services read it through
+    #: ``skydeck.catalog.release.ReleaseLayout`` either way, so use ``str(release_dir)``.
+    release_dir: Path | str
     public_url: str
     hub_api_url: str
     #: Address to listen on: loopback under ``skydeck up``; all interfaces in a
@@ -42,6 +63,21 @@ class ServiceContext:
 
 
 ServiceFactory = Callable[[ServiceContext], dict[str, Any]]
+
+
+def is_remote_release(location: str | Path) -> bool:
+    """Whether ``location`` names an object-store release (``s3://...``), not a directory."""
+    return "://" in str(location)
+
+
+def release_location(location: str | Path) -> Path | str:
+    """A release location as services get it: a resolved `Path`, or a URI kept as a string.
+
+    ``Path("s3://bucket/release")`` would collapse the URI to ``s3:/bucket/release``.
+    """
+    if is_remote_release(location):
+        return str(location).rstrip("/")
+    return Path(location).expanduser().resolve()
 
 
 def discover_service_factories() -> dict[str, ServiceFactory]:
