@@ -101,16 +101,64 @@ def build(
     type=click.Path(file_okay=False, path_type=Path),
     help="Skydeck data directory.",
 )
-def info(data_dir: Path) -> None:
-    """Show what the published release contains."""
+@click.option(
+    "--release",
+    default=None,
+    envvar="SKYDECK_RELEASE",
+    help="A release elsewhere (directory or s3://bucket/prefix) instead of DATA_DIR/release.",
+)
+def info(data_dir: Path, release: str | None) -> None:
+    """Show what the published release contains (exit status 1 if there is none)."""
     from skydeck.catalog.release import ReleaseLayout, ReleaseNotFoundError
 
-    layout = ReleaseLayout.in_data_dir(data_dir)
+    layout = ReleaseLayout.at(release) if release else ReleaseLayout.in_data_dir(data_dir)
     try:
         catalogs = layout.catalogs()
     except ReleaseNotFoundError as error:
         click.echo(f"skydeck data info: {error}", err=True)
         sys.exit(1)
+    except Exception as error:  # an object store that does not answer, or refuses us
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        click.echo(
+            f"skydeck data info: cannot read the release at {layout.root}: {reason}. Check the "
+            "address and the S3 settings (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).",
+            err=True,
+        )
+        sys.exit(1)
     click.echo(f"Release at {layout.root}")
     for entry in catalogs:
         click.echo(f"  {entry.name:<14} {entry.rows:>9} rows  {entry.path}")
+
+
+@data.command()
+@click.option(
+    "--data-dir",
+    default="skydeck-data",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Skydeck data directory whose release (DATA_DIR/release) is published.",
+)
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    help="Object-store prefix to publish to, e.g. s3://bucket/dr1 (must not hold a release).",
+)
+@click.option(
+    "--registry",
+    required=True,
+    help="PostgreSQL URL for the published Butler registry (no password: use PGPASSWORD).",
+)
+def publish(data_dir: Path, target: str, registry: str) -> None:
+    """Copy the built release to object storage, its Butler registry to PostgreSQL."""
+    from skydeck.catalog.release import ReleaseLayout
+    from skydeck.images.publish import PublishError, publish_release
+
+    try:
+        layout = publish_release(
+            ReleaseLayout.in_data_dir(data_dir.resolve()), target, registry, report=click.echo
+        )
+    except PublishError as error:
+        click.echo(f"skydeck data publish: error: {error}", err=True)
+        sys.exit(2)
+    click.echo(f"Release published at {layout.root}; serve it with `skydeck up --release {target}`")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,9 +15,13 @@ class CutoutSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
-    release: Path = Field(
-        default_factory=lambda: Path(os.environ.get("SKYDECK_RELEASE", "release")),
-        description="The data release directory; its Butler repository is read.",
+    release: str = Field(
+        default_factory=lambda: os.environ.get("SKYDECK_RELEASE", "release"),
+        description=(
+            "The data release: a directory or an object-store URI (s3://bucket/prefix, "
+            "endpoint and credentials from AWS_ENDPOINT_URL & co.); its Butler repository "
+            "is read. A URI stays a string: Path('s3://b/r') would collapse it to 's3:/b/r'."
+        ),
     )
     repo: str = Field(
         default="",

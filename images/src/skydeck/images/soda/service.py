@@ -29,6 +29,20 @@ from skydeck.images.soda._settings import ENV_PREFIX, CutoutSettings
 
 SERVICE_NAME = "cutouts"
 
+#: Variables of the hub's environment the service needs when set (JupyterHub passes few).
+FORWARDED_ENV = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "S3_ENDPOINT_URL",
+    "LSST_DB_AUTH",
+    "LSST_DB_AUTH_CREDENTIALS",
+)
+
 
 def _error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> Response:
     # DALI: errors are text/plain starting with the fault name.
@@ -109,8 +123,13 @@ def create_app(settings: CutoutSettings | None = None) -> FastAPI:
 def hub_service(context: Any) -> dict[str, Any]:
     """The JupyterHub service definition (entry point ``cutouts`` in ``skydeck.services``)."""
     passthrough = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
+    # JupyterHub starts managed services with a minimal environment: the object store's
+    # endpoint and credentials (a release on S3) and LSST_DB_AUTH (the credentials file of
+    # a Butler registry in PostgreSQL) are handed on explicitly.
+    passthrough |= {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
     environment = {
         **passthrough,
+        # a directory, or an object-store URI such as s3://bucket/release
         ENV_PREFIX + "RELEASE": str(context.release_dir),
         # ServiceContext.host: loopback under ``skydeck up``, all interfaces in a pod.
         ENV_PREFIX + "HOST": getattr(context, "host", "127.0.0.1"),
