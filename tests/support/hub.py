@@ -180,12 +180,15 @@ def start_hub(
         cmd += ["--config", str(path)]
     cmd += args or []
     log = log_path.open("wb")
+    # SKYDECK_RELEASE would make `skydeck up` serve that release (`--release`): only when
+    # the test asks for it, never inherited from a lab test's environment or the shell.
+    inherited = {k: v for k, v in os.environ.items() if k != "SKYDECK_RELEASE"}
     process = subprocess.Popen(
         cmd,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env={**os.environ, **(env or {})},
+        env={**inherited, **(env or {})},
     )
     hub = RunningHub(
         url=f"http://127.0.0.1:{port}",
