@@ -11,9 +11,10 @@
   part of that login is tested in tests/hub/test_production.py).
 
 A user logs in, and in her lab's Skydeck kernel queries TAP with an async job,
-opens the Object catalog with lsdb from S3 and compares it with the TAP rows,
-and cuts out a coadd both in the lab and through the SODA service. The backends
-are then checked directly, so no local fallback can make the test pass.
+opens the Object catalog with lsdb from S3 and compares it with the TAP rows (in
+the kernel and on a dask-gateway cluster), and cuts out a coadd both in the lab
+and through the SODA service. The backends are then checked directly, so no
+local fallback can make the test pass.
 """
 
 from __future__ import annotations
@@ -186,6 +187,9 @@ def test_production_platform_end_to_end(
     assert report["tap_phase"] == "COMPLETED"
     assert report["tap_ids"] == report["lsdb_ids"]
     assert len(report["tap_ids"]) >= 5
+    # ... and so do the dask-gateway workers, given the S3 endpoint through the hub.
+    assert report["worker_endpoints"] == [s3_server.endpoint_url]
+    assert report["dask_ids"] == report["tap_ids"]
     # Cutouts in the lab and from the SODA service: the asked size, real pixels, a WCS
     # centred where asked.
     for name in ("lab_cutout", "soda_cutout"):
@@ -257,7 +261,10 @@ import requests
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.wcs import WCS
-from skydeck.lab import get_butler, get_cutout, get_tap_service, open_catalog
+from skydeck.lab import (
+    get_butler, get_cutout, get_dask_client, get_tap_service, open_catalog,
+    shutdown_dask_clusters,
+)
 
 ra, dec, radius = {ra}, {dec}, {radius}
 report = {{"release": os.environ["SKYDECK_RELEASE"]}}
@@ -278,6 +285,17 @@ objects = open_catalog("Object", columns=["objectId", "coord_ra", "coord_dec"])
 report["catalog_dir"] = str(objects.hc_structure.catalog_base_dir)
 cone = objects.cone_search(ra=ra, dec=dec, radius_arcsec=radius * 3600).compute()
 report["lsdb_ids"] = sorted(int(i) for i in cone["objectId"])
+
+# the same cone on a Dask cluster of dask-gateway: its workers read S3 too
+client = get_dask_client(n_workers=1)
+try:
+    endpoints = client.run(lambda: os.environ.get("AWS_ENDPOINT_URL"))
+    report["worker_endpoints"] = sorted(set(endpoints.values()))
+    on_cluster = objects.cone_search(ra=ra, dec=dec, radius_arcsec=radius * 3600).compute()
+    report["dask_ids"] = sorted(int(i) for i in on_cluster["objectId"])
+finally:
+    client.close()
+    shutdown_dask_clusters()
 
 def describe(pixels, wcs, ra, dec):
     pixels = np.asarray(pixels, float)

@@ -81,7 +81,15 @@ def publish_release(
                 f"a release is already published at {dest.root}; choose another prefix "
                 "(a published release never changes in place)"
             )
-        dest.root.fs.mkdirs(dest.root.path, exist_ok=True)
+        if dest.root.protocol in ("", "file", "local"):
+            dest.root.fs.mkdirs(dest.root.path, exist_ok=True)
+        else:  # an object store: the bucket must exist (it is never created here)
+            bucket = dest.root.path.split("/", 1)[0]
+            if not dest.root.fs.exists(bucket):
+                raise PublishError(
+                    f"the bucket {bucket!r} of {dest.root} does not exist (or these "
+                    "credentials cannot see it): create it first"
+                )
     except PublishError:
         raise
     except Exception as error:  # botocore/s3fs errors: endpoint, credentials, bucket
