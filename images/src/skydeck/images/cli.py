@@ -68,8 +68,20 @@ def data() -> None:
     default=None,
     help="Butler datastore root URI (e.g. s3://bucket/prefix); default inside the repository.",
 )
+@click.option(
+    "--jobs",
+    "-j",
+    default=0,
+    type=click.IntRange(min=0),
+    help="Processes to render and process images on; 0 (the default) uses every CPU.",
+)
 def build(
-    data_dir: Path, size: str, seed: int, registry: str | None, datastore: str | None
+    data_dir: Path,
+    size: str,
+    seed: int,
+    registry: str | None,
+    datastore: str | None,
+    jobs: int,
 ) -> None:
     """Simulate, process and publish the data release into DATA_DIR/release."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -77,7 +89,12 @@ def build(
     from skydeck.images.release.build import BuildError, BuildOptions, build_release
 
     options = BuildOptions(
-        data_dir=data_dir.resolve(), size=size, seed=seed, registry=registry, datastore=datastore
+        data_dir=data_dir.resolve(),
+        size=size,
+        seed=seed,
+        registry=registry,
+        datastore=datastore,
+        jobs=jobs,
     )
     with Progress(
         TextColumn("{task.description:<18}"),

@@ -14,13 +14,13 @@ INSTRUMENT = "SkydeckCam"
 #: Name of the skymap registered in the Butler repository.
 SKYMAP = "skydeck_rings"
 
-#: Pixel scale of the camera and of the coadds, arcsec per pixel (as LSSTCam).
-PIXEL_SCALE = 0.2
+#: Pixel scale of LSSTCam, arcsec per pixel: the tiny release's camera and coadds.
+LSST_PIXEL_SCALE = 0.2
 
 #: Single-visit 5-sigma point-source depth (AB mag) at the nominal seeing, per band.
 M5: dict[str, float] = {"u": 23.9, "g": 25.0, "r": 24.7, "i": 24.0, "z": 23.3, "y": 22.1}
 
-#: Sky level per pixel in electrons for one visit, per band.
+#: Sky level in electrons per 0.2" LSSTCam pixel for one visit, per band.
 SKY_E: dict[str, float] = {
     "u": 120.0,
     "g": 400.0,
@@ -43,13 +43,19 @@ FULL_WELL = 150_000.0
 NJY_AB_ZP = 31.4
 
 
+def sky_electrons(band: str, pixel_scale: float) -> float:
+    """Sky level (electrons per pixel, one visit) in ``band`` for pixels of ``pixel_scale``."""
+    return SKY_E[band] * (pixel_scale / LSST_PIXEL_SCALE) ** 2
+
+
 def calib_njy_per_electron(band: str) -> float:
     """The flux (nJy) that yields one electron in a visit in ``band``.
 
     Chosen so that a point source at ``M5[band]`` has S/N = 5 on the sky noise at the
-    nominal seeing (noise-equivalent area of a Gaussian, 4 pi sigma^2).
+    nominal seeing (noise-equivalent area of a Gaussian, 4 pi sigma^2). The sky per unit
+    area is fixed, so this does not depend on the pixel scale.
     """
-    sigma_pix = NOMINAL_FWHM / PIXEL_SCALE / 2.3548
+    sigma_pix = NOMINAL_FWHM / LSST_PIXEL_SCALE / 2.3548
     nea = 4.0 * math.pi * sigma_pix**2
     flux_e = 5.0 * math.sqrt(SKY_E[band] * nea)
     flux_njy = 10 ** ((NJY_AB_ZP - M5[band]) / 2.5)
@@ -82,6 +88,8 @@ class ReleaseSize:
     #: Patch inner size in pixels (coadd grid) and overlap border in pixels.
     patch_pixels: int
     patch_border: int
+    #: Pixel scale of the camera and of the coadds, arcsec per pixel.
+    pixel_scale: float = LSST_PIXEL_SCALE
     #: Fraction of stars that are variable.
     variable_fraction: float = 0.15
 

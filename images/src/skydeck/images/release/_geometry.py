@@ -18,7 +18,6 @@ from skydeck.images.release._config import (
     FIELD_DEC,
     FIELD_RA,
     INSTRUMENT,
-    PIXEL_SCALE,
     SKYMAP,
     ReleaseSize,
 )
@@ -103,7 +102,7 @@ def detector_wcs(size: ReleaseSize, plan: VisitPlan, detector: int) -> WCS:
     # Position of this detector's pixel (0, 0) relative to the boresight, in focal-plane pixels.
     x_off = (ix - (size.detectors_x - 1) / 2.0) * pitch - (n - 1) / 2.0
     y_off = (iy - (size.detectors_y - 1) / 2.0) * pitch - (n - 1) / 2.0
-    scale = PIXEL_SCALE / 3600.0
+    scale = size.pixel_scale / 3600.0
     theta = math.radians(plan.rotation_deg)
     c, s = math.cos(theta), math.sin(theta)
     wcs = WCS(naxis=2)
@@ -160,14 +159,14 @@ class SkyMapSpec:
 
     @classmethod
     def for_size(cls, size: ReleaseSize) -> SkyMapSpec:
-        extent = size.field_deg * 3600.0 / PIXEL_SCALE + 2 * size.patch_border
+        extent = size.field_deg * 3600.0 / size.pixel_scale + 2 * size.patch_border
         n = max(1, math.ceil(extent / size.patch_pixels))
         return cls(
             name=SKYMAP,
             tract=0,
             center_ra=FIELD_RA,
             center_dec=FIELD_DEC,
-            pixel_scale=PIXEL_SCALE,
+            pixel_scale=size.pixel_scale,
             nx_patches=n,
             ny_patches=n,
             patch_pixels=size.patch_pixels,

@@ -120,8 +120,35 @@ def centroid(
 SUBPIXEL = 10
 
 
-@functools.lru_cache(maxsize=8192)
-def _drawn(profile: galsim.GSObject, qx: int, qy: int, r: int) -> np.ndarray:
+@dataclass(frozen=True)
+class PsfModel:
+    """A PSF as a weighted sum of Moffat profiles, in pixel units.
+
+    Plain numbers, so it hashes cheaply and keys the stamp cache (hashing GalSim
+    objects goes through their ``repr``, which costs more than drawing small stamps).
+    """
+
+    fwhms: tuple[float, ...]
+    weights: tuple[float, ...]
+    beta: float
+
+    @functools.cached_property
+    def profile(self) -> galsim.GSObject:
+        if len(self.fwhms) == 1:
+            return galsim.Moffat(beta=self.beta, fwhm=self.fwhms[0])
+        return galsim.Add(
+            [
+                galsim.Moffat(beta=self.beta, fwhm=f).withFlux(w)
+                for f, w in zip(self.fwhms, self.weights, strict=True)
+            ]
+        )
+
+
+@functools.lru_cache(maxsize=16384)
+def _drawn(psf: PsfModel, hlr_pixels: float, qx: int, qy: int, r: int) -> np.ndarray:
+    profile = psf.profile
+    if hlr_pixels > 0:
+        profile = galsim.Convolve([galsim.Exponential(half_light_radius=hlr_pixels), profile])
     img = profile.drawImage(
         nx=2 * r + 1, ny=2 * r + 1, scale=1.0, offset=(qx / SUBPIXEL, qy / SUBPIXEL)
     )
@@ -131,15 +158,16 @@ def _drawn(profile: galsim.GSObject, qx: int, qy: int, r: int) -> np.ndarray:
 
 
 def psf_model_stamp(
-    profile: galsim.GSObject, x: float, y: float, r: int
+    psf: PsfModel, x: float, y: float, r: int, hlr_pixels: float = 0.0
 ) -> tuple[np.ndarray, int, int]:
-    """The pixel-integrated ``profile`` (pixel units) centred at (x, y) on a (2r+1)² stamp.
+    """The pixel-integrated PSF (convolved with an exponential of half-light radius
+    ``hlr_pixels`` if positive) centred at (x, y) on a (2r+1)² stamp.
 
     Stamps are cached on a 1/`SUBPIXEL` pixel grid of offsets.
     """
     ix, iy = round(x), round(y)
     qx, qy = round((x - ix) * SUBPIXEL), round((y - iy) * SUBPIXEL)
-    return _drawn(profile, qx, qy, r), ix - r, iy - r
+    return _drawn(psf, hlr_pixels, qx, qy, r), ix - r, iy - r
 
 
 def linear_flux(
@@ -177,7 +205,7 @@ def psf_flux(
     image: np.ndarray,
     variance: np.ndarray,
     bad: np.ndarray,
-    psf: galsim.GSObject,
+    psf: PsfModel,
     x: float,
     y: float,
     radius: int,
@@ -192,21 +220,17 @@ def cmodel_flux(
     image: np.ndarray,
     variance: np.ndarray,
     bad: np.ndarray,
-    psf: galsim.GSObject,
+    psf: PsfModel,
     pixel_scale: float,
     x: float,
     y: float,
     radius: int,
 ) -> tuple[float, float, float, float]:
     """Best of PSF and PSF⊗exponential models: (flux, err, psf_flux_same_stamp, hlr_arcsec)."""
-    models: list[tuple[float, galsim.GSObject]] = [(0.0, psf)]
-    for hlr in EXP_RADII:
-        gal = galsim.Exponential(half_light_radius=hlr / pixel_scale)
-        models.append((hlr, galsim.Convolve([gal, psf])))
     best: tuple[float, float, float, float] | None = None
     psf_f = float("nan")
-    for hlr, prof in models:
-        model, x0, y0 = psf_model_stamp(prof, x, y, radius)
+    for hlr in (0.0, *EXP_RADII):
+        model, x0, y0 = psf_model_stamp(psf, x, y, radius, hlr / pixel_scale)
         flux, err, chi2, _ = linear_flux(image, variance, bad, model, x0, y0)
         if hlr == 0.0:
             psf_f = flux
@@ -234,17 +258,22 @@ def aperture_flux(
     return flux, err, truncated
 
 
-def moffat(fwhm_pixels: float, beta: float) -> galsim.GSObject:
+def moffat(fwhm_pixels: float, beta: float) -> PsfModel:
     """A Moffat PSF in pixel units."""
-    return galsim.Moffat(beta=beta, fwhm=fwhm_pixels)
+    return PsfModel((float(fwhm_pixels),), (1.0,), float(beta))
 
 
-def weighted_psf(fwhms: Sequence[float], weights: Sequence[float], beta: float) -> galsim.GSObject:
+def weighted_psf(fwhms: Sequence[float], weights: Sequence[float], beta: float) -> PsfModel:
     """The PSF of a weighted mean of images with Moffat PSFs (pixel units)."""
     total = float(sum(weights))
-    return galsim.Add(
-        [moffat(f, beta).withFlux(w / total) for f, w in zip(fwhms, weights, strict=True)]
+    return PsfModel(
+        tuple(float(f) for f in fwhms), tuple(float(w) / total for w in weights), float(beta)
     )
+
+
+def cached_planes(mask_get: Callable[[str], np.ndarray]) -> Callable[[str], np.ndarray]:
+    """``mask_get`` remembering each plane: `pixel_flags` asks for the same planes per source."""
+    return functools.cache(mask_get)
 
 
 def pixel_flags(

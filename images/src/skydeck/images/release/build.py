@@ -10,10 +10,12 @@ the manifest has been written, so ``skydeck up`` sees no release or a complete o
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +78,15 @@ class BuildOptions:
     seed: int = 42
     registry: str | None = None
     datastore: str | None = None
+    #: Processes for rendering and the pipeline; 0 means every CPU. Not part of the
+    #: fingerprint: the result does not depend on it.
+    jobs: int = 0
+
+    @property
+    def worker_count(self) -> int:
+        from skydeck.images.release.pipeline import default_jobs
+
+        return self.jobs or default_jobs()
 
     @property
     def release_size(self) -> ReleaseSize:
@@ -100,7 +111,7 @@ class BuildOptions:
             "seed": self.seed,
             "registry": self.registry or "",
             "datastore": self.datastore or "",
-            "version": 1,
+            "version": 2,
         }
 
 
@@ -155,7 +166,6 @@ def _truth(ctx: BuildContext) -> None:
 def _images(ctx: BuildContext) -> None:
     from skydeck.images.release import butler_repo as br
     from skydeck.images.release._geometry import SkyMapSpec, detector_ids, plan_visits
-    from skydeck.images.release.simulate import render_visit
 
     repo = Path(str(ctx.layout.butler_repo))
     if repo.exists():
@@ -175,20 +185,47 @@ def _images(ctx: BuildContext) -> None:
     br.register_input_dataset_types(butler)
     butler.put(truth, br.TRUTH, run=br.INPUT_RUN)
     butler.put(skymap.to_dict(), br.SKYMAP_DATASET, skymap=skymap.name, run=br.SKYMAP_RUN)
-    ctx.reporter.advance("images")
-    for plan in plans:
-        for det in dets:
-            image = render_visit(size, plan, det, truth, seed)
-            butler.put(
-                image,
-                br.VISIT_IMAGE,
-                instrument=br.INSTRUMENT,
-                visit=plan.visit,
-                detector=det,
-                run=br.INPUT_RUN,
-            )
-            ctx.reporter.advance("images")
     butler.close()
+    ctx.reporter.advance("images")
+    # Each worker renders whole visit images and stores them with its own Butler.
+    global _render_state
+    _render_state = (size, truth, seed)
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(
+        ctx.options.worker_count, mp_context=context, initializer=_open_butler, initargs=(repo,)
+    ) as pool:
+        for _ in pool.map(_render_and_store, [(plan, det) for plan in plans for det in dets]):
+            ctx.reporter.advance("images")
+    _render_state = None
+
+
+#: What a forked render worker inherits (size, truth, seed) and opens (its Butler).
+_render_state: Any = None
+_worker_butler: Any = None
+
+
+def _open_butler(repo: Path) -> None:
+    from lsst.daf.butler import Butler
+
+    global _worker_butler
+    _worker_butler = Butler.from_config(str(repo), writeable=True)
+
+
+def _render_and_store(job: tuple[Any, int]) -> None:
+    from skydeck.images.release import butler_repo as br
+    from skydeck.images.release.simulate import render_visit
+
+    plan, det = job
+    size, truth, seed = _render_state
+    image = render_visit(size, plan, det, truth, seed)
+    _worker_butler.put(
+        image,
+        br.VISIT_IMAGE,
+        instrument=br.INSTRUMENT,
+        visit=plan.visit,
+        detector=det,
+        run=br.INPUT_RUN,
+    )
 
 
 def _drop_remote_leftovers(ctx: BuildContext) -> None:
@@ -205,7 +242,7 @@ def _drop_remote_leftovers(ctx: BuildContext) -> None:
 def _pipeline(ctx: BuildContext) -> None:
     from skydeck.images.release.pipeline import run_pipeline
 
-    run_pipeline(ctx.layout, ctx.reporter)
+    run_pipeline(ctx.layout, ctx.reporter, ctx.options.worker_count)
 
 
 def _tables(ctx: BuildContext) -> None:

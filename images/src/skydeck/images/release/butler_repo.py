@@ -153,9 +153,10 @@ def register_dimensions(
             from astropy.time import Time
 
             start = Time(plan.mjd - 0.5, format="mjd", scale="tai")
+            end = Time(plan.mjd + 0.5, format="mjd", scale="tai")
             registry.syncDimensionData(
                 "day_obs",
-                {"instrument": INSTRUMENT, "id": day, "timespan": Timespan(start, start + 1.0)},
+                {"instrument": INSTRUMENT, "id": day, "timespan": Timespan(start, end)},
             )
         for plan in plans:
             corners_all: list[tuple[float, float]] = []

@@ -5,12 +5,12 @@ plane holds the expected variance (sky + source photon noise) in nJy², and the
 mask marks saturated pixels (SAT), bad columns (BAD) and the detector edge
 (EDGE). The PSF is a Moffat profile whose FWHM and beta are stored in the image
 metadata (``PSF_FWHM`` in arcsec, ``PSF_BETA``) so measurement uses the exact
-model the simulation used.
+model the simulation used, and ``PIXSCALE`` (arcsec per pixel) so measurement
+converts arcseconds to pixels the way the simulation did.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import astropy.units as u
@@ -21,11 +21,10 @@ import pandas as pd
 from skydeck.images.release._config import (
     FULL_WELL,
     INSTRUMENT,
-    PIXEL_SCALE,
     PSF_BETA,
-    SKY_E,
     ReleaseSize,
     calib_njy_per_electron,
+    sky_electrons,
 )
 from skydeck.images.release._geometry import VisitPlan, detector_wcs, physical_filter
 from skydeck.images.release.truth import flux_at
@@ -78,9 +77,9 @@ def render_visit(
     n = size.detector_pixels
     wcs: WCS = detector_wcs(size, plan, detector)
     calib = calib_njy_per_electron(plan.band)
-    sky = SKY_E[plan.band]
+    sky = sky_electrons(plan.band, size.pixel_scale)
     psf = moffat_psf(plan.fwhm_arcsec)
-    fwhm_pix = plan.fwhm_arcsec / PIXEL_SCALE
+    fwhm_pix = plan.fwhm_arcsec / size.pixel_scale
 
     # Local affine WCS for GalSim (TAN distortion over a detector is far below a milli-pixel).
     jac = wcs.wcs.cd * 3600.0  # arcsec per pixel
@@ -103,7 +102,7 @@ def render_visit(
             radius = int(min(150, max(12, 3 * fwhm_pix * (flux_e / 2e3) ** 0.25)))
         else:
             obj = galsim.Convolve([_galaxy(row, flux_e), psf], gsparams=gsparams)
-            radius = int(min(150, max(12, 4 * fwhm_pix + 6 * row.disk_hlr / PIXEL_SCALE)))
+            radius = int(min(150, max(12, 4 * fwhm_pix + 6 * row.disk_hlr / size.pixel_scale)))
         ix, iy = round(x), round(y)
         bounds = galsim.BoundsI(ix - radius, ix + radius, iy - radius, iy + radius) & model.bounds
         if not bounds.isDefined():
@@ -147,6 +146,7 @@ def render_visit(
         "EXPTIME": plan.exposure_time,
         "PSF_FWHM": plan.fwhm_arcsec,
         "PSF_BETA": PSF_BETA,
+        "PIXSCALE": size.pixel_scale,
         "SKY_E": sky,
         "CALIB": calib,
         "BUNIT": "nJy",
@@ -156,16 +156,3 @@ def render_visit(
     return MaskedImage(
         image, mask=mask, variance=variance, sky_projection=projection, metadata=metadata
     )
-
-
-def psf_stamp(fwhm_arcsec: float, beta: float, dx: float, dy: float, radius: int) -> np.ndarray:
-    """The pixel-integrated PSF (unit flux) on a (2r+1)² stamp, centred at offset (dx, dy)."""
-    psf = galsim.Moffat(beta=beta, fwhm=fwhm_arcsec / PIXEL_SCALE)
-    side = 2 * radius + 1
-    img = psf.drawImage(nx=side, ny=side, scale=1.0, offset=(dx, dy))
-    return np.asarray(img.array, dtype=np.float64)
-
-
-def psf_sigma_pixels(fwhm_arcsec: float) -> float:
-    """Gaussian sigma (pixels) with the same FWHM, for smoothing and weights."""
-    return fwhm_arcsec / PIXEL_SCALE / (2.0 * math.sqrt(2.0 * math.log(2.0)))

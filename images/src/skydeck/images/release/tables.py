@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from skydeck.catalog.release import ReleaseLayout
-from skydeck.images.release._config import BANDS, NJY_AB_ZP, PIXEL_SCALE, SKY_E, ReleaseSize
+from skydeck.images.release._config import BANDS, NJY_AB_ZP, ReleaseSize, sky_electrons
 from skydeck.images.release._config import calib_njy_per_electron as calib
 from skydeck.images.release._geometry import (
     ccd_visit_id,
@@ -158,7 +158,8 @@ def visit_tables(size: ReleaseSize, seed: int) -> tuple[pd.DataFrame, pd.DataFra
                 **common,
             }
         )
-        sigma = plan.fwhm_arcsec / PIXEL_SCALE / 2.3548
+        sigma = plan.fwhm_arcsec / size.pixel_scale / 2.3548
+        sky = sky_electrons(plan.band, size.pixel_scale)
         for det in detector_ids(size):
             wcs = detector_wcs(size, plan, det)
             corners = wcs_corners(wcs, n, n)
@@ -172,8 +173,8 @@ def visit_tables(size: ReleaseSize, seed: int) -> tuple[pd.DataFrame, pd.DataFra
                     "decl": float(cdec[0]),
                     "zeroPoint": NJY_AB_ZP,
                     "psfSigma": sigma,
-                    "skyBg": SKY_E[plan.band] * calib(plan.band),
-                    "skyNoise": math.sqrt(SKY_E[plan.band]) * calib(plan.band),
+                    "skyBg": sky * calib(plan.band),
+                    "skyNoise": math.sqrt(sky) * calib(plan.band),
                     "seeing": plan.fwhm_arcsec,
                     "darkTime": plan.exposure_time,
                     "xSize": n,

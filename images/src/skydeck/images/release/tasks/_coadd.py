@@ -1,10 +1,11 @@
 """makeCoadd (visit images -> deepCoadd per patch and band) and detectCoadd (-> deepCoadd_meas).
 
-Coadds are inverse-variance weighted means (one weight per visit, so the coadd PSF
-is the same weighted mean of the visit PSFs, recorded in the metadata) of the
-visit images resampled with a cubic spline onto the patch's outer pixel grid of
-the tract's TAN projection. Pixels masked BAD or SAT in a visit do not contribute;
-pixels no visit covers are NO_DATA.
+Each visit image is read only where it overlaps the patch (an lsst.images partial
+read of the needed sub-box). Coadds are inverse-variance weighted means (one weight
+per visit, so the coadd PSF is the same weighted mean of the visit PSFs, recorded in
+the metadata) of the visit images resampled with a cubic spline onto the patch's
+outer pixel grid of the tract's TAN projection. Pixels masked BAD or SAT in a visit
+do not contribute; pixels no visit covers are NO_DATA.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class MakeCoaddConnections(
         storageClass="MaskedImageV2",
         dimensions=("instrument", "visit", "detector"),
         multiple=True,
+        deferLoad=True,
     )
     sky_map = cT.Input(
         doc="Skymap definition (tract projection, patch grid).",
@@ -56,23 +58,65 @@ class MakeCoaddTaskConfig(PipelineTaskConfig, pipelineConnections=MakeCoaddConne
     grid_step = Field[int](doc="Pixel step of the exact WCS grid used for resampling.", default=32)
 
 
-def _visit_coords(patch_wcs: WCS, visit_wcs: WCS, shape: tuple[int, int], step: int) -> Any:
-    """Visit pixel coordinates of every patch pixel (exact on a grid, bilinear between)."""
-    ny, nx = shape
-    gx = np.unique(np.append(np.arange(0, nx, step), nx - 1))
-    gy = np.unique(np.append(np.arange(0, ny, step), ny - 1))
+#: Pixels read beyond the resampled region of a visit image.
+_SPLINE_MARGIN = 8
+
+
+def _visit_coords(
+    patch_wcs: WCS, visit_wcs: WCS, region: tuple[int, int, int, int], step: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Visit pixel coordinates of the patch pixels in ``region`` (x0, y0, x1, y1).
+
+    Exact on a grid of ``step`` pixels and bilinear between (TAN to TAN over a patch is
+    smooth to micro-pixels).
+    """
+    x0, y0, x1, y1 = region
+    gx = np.unique(np.append(np.arange(x0, x1, step), x1 - 1))
+    gy = np.unique(np.append(np.arange(y0, y1, step), y1 - 1))
     xx, yy = np.meshgrid(gx, gy)
     ra, dec = patch_wcs.all_pix2world(xx.ravel(), yy.ravel(), 0)
     vx, vy = visit_wcs.all_world2pix(ra, dec, 0)
     vx = vx.reshape(xx.shape)
     vy = vy.reshape(xx.shape)
-    # Interpolate the coordinate maps (TAN to TAN over a patch is smooth to micro-pixels).
-    fy = np.interp(np.arange(ny), gy, np.arange(len(gy)))
-    fx = np.interp(np.arange(nx), gx, np.arange(len(gx)))
+    fy = np.interp(np.arange(y0, y1), gy, np.arange(len(gy)))
+    fx = np.interp(np.arange(x0, x1), gx, np.arange(len(gx)))
     iy, ix = np.meshgrid(fy, fx, indexing="ij")
     cx = ndimage.map_coordinates(vx, [iy, ix], order=1)
     cy = ndimage.map_coordinates(vy, [iy, ix], order=1)
     return cx, cy
+
+
+def _overlap(
+    patch_wcs: WCS, visit_wcs: WCS, visit_shape: tuple[int, int], patch_shape: tuple[int, int]
+) -> tuple[int, int, int, int] | None:
+    """The part (x0, y0, x1, y1) of the patch grid a visit image covers, or None."""
+    ny, nx = visit_shape
+    xs = np.array([-0.5, nx - 0.5, nx - 0.5, -0.5])
+    ys = np.array([-0.5, -0.5, ny - 0.5, ny - 0.5])
+    ra, dec = visit_wcs.all_pix2world(xs, ys, 0)
+    px, py = patch_wcs.all_world2pix(ra, dec, 0)
+    x0, y0 = max(0, int(np.floor(px.min()))), max(0, int(np.floor(py.min())))
+    x1 = min(patch_shape[1], int(np.ceil(px.max())) + 1)
+    y1 = min(patch_shape[0], int(np.ceil(py.max())) + 1)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1, y1
+
+
+class VisitImageSource:
+    """A visit image the coadd reads only in part: its geometry first, then a sub-box."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+        bbox = handle.get(component="bbox")
+        self.shape: tuple[int, int] = (int(bbox.y.size), int(bbox.x.size))
+        self.wcs: WCS = handle.get(component="sky_projection").as_fits_wcs(bbox)
+
+    def read(self, x0: int, y0: int, x1: int, y1: int) -> Any:
+        """The pixels of [y0:y1, x0:x1] (an lsst.images partial read)."""
+        from lsst.images import Box
+
+        return self._handle.get(parameters={"bbox": Box.factory[y0:y1, x0:x1]})
 
 
 class MakeCoaddTask(PipelineTask):
@@ -86,12 +130,13 @@ class MakeCoaddTask(PipelineTask):
         inputs = butlerQC.get(inputRefs)
         patch_id = int(outputRefs.coadd.dataId["patch"])
         band = str(outputRefs.coadd.dataId["band"])
-        result = self.run(
-            inputs["visit_images"], SkyMapSpec.from_dict(inputs["sky_map"]), patch_id, band
-        )
+        sources = [VisitImageSource(handle) for handle in inputs["visit_images"]]
+        result = self.run(sources, SkyMapSpec.from_dict(inputs["sky_map"]), patch_id, band)
         butlerQC.put(result, outputRefs)
 
-    def run(self, visit_images: list[Any], sky_map: SkyMapSpec, patch_id: int, band: str) -> Struct:
+    def run(
+        self, visit_images: list[VisitImageSource], sky_map: SkyMapSpec, patch_id: int, band: str
+    ) -> Struct:
         from lsst.images import Box, Image, Mask, MaskedImage, SkyProjection, TractFrame
 
         patch = sky_map.patch(patch_id)
@@ -105,27 +150,40 @@ class MakeCoaddTask(PipelineTask):
         fwhms: list[float] = []
         weights: list[float] = []
         visits: list[int] = []
-        for vi in visit_images:
-            cx, cy = _visit_coords(patch_wcs, vi.fits_wcs, shape, self.config.grid_step)
-            ny, nx = vi.image.array.shape
+        for source in visit_images:
+            region = _overlap(patch_wcs, source.wcs, source.shape, shape)
+            if region is None:
+                continue
+            rx0, ry0, rx1, ry1 = region
+            cx, cy = _visit_coords(patch_wcs, source.wcs, region, self.config.grid_step)
+            ny, nx = source.shape
             inside = (cx >= 1) & (cx <= nx - 2) & (cy >= 1) & (cy <= ny - 2)
             if not inside.any():
                 continue
+            # Read only the part of the visit image under this patch, with a margin wide
+            # enough that the cubic spline's prefilter does not see the cut (0.27**8 < 1e-4).
+            m = _SPLINE_MARGIN
+            bx0 = max(0, int(np.floor(cx[inside].min())) - m)
+            by0 = max(0, int(np.floor(cy[inside].min())) - m)
+            bx1 = min(nx, int(np.ceil(cx[inside].max())) + m + 1)
+            by1 = min(ny, int(np.ceil(cy[inside].max())) + m + 1)
+            vi = source.read(bx0, by0, bx1, by1)
+            coords = [cy - by0, cx - bx0]
             bad = bad_pixels(vi)
-            bad_dilated = ndimage.binary_dilation(bad, iterations=2)
+            weight = 1.0 / float(np.median(vi.variance.array[~bad]))
             img = np.where(bad, 0.0, vi.image.array.astype(np.float64))
             v = np.where(bad, 0.0, vi.variance.array.astype(np.float64))
-            weight = 1.0 / float(np.median(vi.variance.array[~bad]))
-            sampled = ndimage.map_coordinates(img, [cy, cx], order=3, mode="nearest")
-            sampled_var = ndimage.map_coordinates(v, [cy, cx], order=1, mode="nearest")
-            near_bad = ndimage.map_coordinates(bad_dilated.astype(np.uint8), [cy, cx], order=0) > 0
-            use = inside & ~near_bad
-            num[use] += weight * sampled[use]
-            var[use] += weight**2 * sampled_var[use]
-            wsum[use] += weight
-            sat |= inside & (
-                ndimage.map_coordinates(vi.mask.get("SAT").astype(np.uint8), [cy, cx], order=0) > 0
-            )
+            flags = ndimage.binary_dilation(bad, iterations=2).astype(np.uint8)
+            flags |= vi.mask.get("SAT").astype(np.uint8) << 1
+            sampled = ndimage.map_coordinates(img, coords, order=3, mode="nearest")
+            sampled_var = ndimage.map_coordinates(v, coords, order=1, mode="nearest")
+            sampled_flags = ndimage.map_coordinates(flags, coords, order=0, mode="nearest")
+            use = inside & ((sampled_flags & 1) == 0)
+            sub = (slice(ry0, ry1), slice(rx0, rx1))
+            num[sub][use] += weight * sampled[use]
+            var[sub][use] += weight**2 * sampled_var[use]
+            wsum[sub][use] += weight
+            sat[sub] |= inside & ((sampled_flags & 2) != 0)
             fwhms.append(float(vi.metadata["PSF_FWHM"]))
             weights.append(weight)
             visits.append(int(vi.metadata["VISIT"]))
@@ -218,13 +276,13 @@ class DetectCoaddTask(PipelineTask):
         butlerQC.put(result, outputRefs)
 
     def run(self, coadds: dict[str, Any], sky_map: SkyMapSpec, patch_id: int) -> Struct:
-        from skydeck.images.release._config import PIXEL_SCALE
-
+        pixel_scale = sky_map.pixel_scale
         patch = sky_map.patch(patch_id)
         ox, oy = patch.outer[0], patch.outer[1]
-        psfs = {b: coadd_psf(c, PIXEL_SCALE) for b, c in coadds.items()}
+        psfs = {b: coadd_psf(c, pixel_scale) for b, c in coadds.items()}
+        mask_gets = {b: m.cached_planes(c.mask.get) for b, c in coadds.items()}
         fwhm_pix = {
-            b: float(np.mean(json.loads(str(c.metadata["PSF_INPUTS"]))["fwhm"])) / PIXEL_SCALE
+            b: float(np.mean(json.loads(str(c.metadata["PSF_INPUTS"]))["fwhm"])) / pixel_scale
             for b, c in coadds.items()
         }
         planes = {}
@@ -282,18 +340,18 @@ class DetectCoaddTask(PipelineTask):
                         and inner[1] - 0.5 <= ty < inner[3] - 0.5
                     ),
                     "detect_isTractInner": True,
-                    "refFwhm": fwhm_pix[ref] * PIXEL_SCALE,
+                    "refFwhm": fwhm_pix[ref] * pixel_scale,
                 }
                 for band in ordered:
                     bimg, bvar, bbad = planes[band]
                     radius = int(np.ceil(3.0 * fwhm_pix[band])) + 2
                     cm, cm_err, pf, _ = m.cmodel_flux(
-                        bimg, bvar, bbad, psfs[band], PIXEL_SCALE, x, y, radius
+                        bimg, bvar, bbad, psfs[band], pixel_scale, x, y, radius
                     )
                     row[f"{band}_cModelFlux"] = cm
                     row[f"{band}_cModelFluxErr"] = cm_err
                     row[f"{band}_free_psfFlux"] = pf
-                    row[f"{band}_fwhm"] = fwhm_pix[band] * PIXEL_SCALE
+                    row[f"{band}_fwhm"] = fwhm_pix[band] * pixel_scale
                     ratio = pf / cm if cm and np.isfinite(cm) and cm > 0 else np.nan
                     row[f"{band}_extendedness"] = (
                         float(ratio < self.config.extendedness_ratio)
@@ -301,7 +359,7 @@ class DetectCoaddTask(PipelineTask):
                         else np.nan
                     )
                     row[f"{band}_inputCount"] = int(coadds[band].metadata["NINPUTS"])
-                    flags = m.pixel_flags(coadds[band].mask.get, x, y, 2)
+                    flags = m.pixel_flags(mask_gets[band], x, y, 2)
                     row[f"{band}_pixelFlags_saturatedCenter"] = flags["pixelFlags_saturatedCenter"]
                 row["refExtendedness"] = row[f"{ref}_extendedness"]
                 rows.append(row)

@@ -19,7 +19,7 @@ from lsst.pipe.base import PipelineTask, PipelineTaskConfig, PipelineTaskConnect
 from lsst.pipe.base import connectionTypes as cT
 
 from skydeck.images.release import _measure as m
-from skydeck.images.release._config import BANDS, PIXEL_SCALE
+from skydeck.images.release._config import BANDS
 from skydeck.images.release._geometry import ccd_visit_id
 from skydeck.images.release.tasks._visit import bad_pixels
 
@@ -65,7 +65,7 @@ class ForcedPhotVisitTask(PipelineTask):
     def run(self, visit_image: Any, references: list[pd.DataFrame]) -> Struct:
         md = visit_image.metadata
         visit, detector, band = int(md["VISIT"]), int(md["DETECTOR"]), str(md["BAND"])
-        fwhm_pix = float(md["PSF_FWHM"]) / PIXEL_SCALE
+        fwhm_pix = float(md["PSF_FWHM"]) / float(md["PIXSCALE"])
         psf = m.moffat(fwhm_pix, float(md["PSF_BETA"]))
         radius = int(np.ceil(self.config.fit_radius_fwhm * fwhm_pix))
         refs = [r for r in references if len(r)]
@@ -73,6 +73,7 @@ class ForcedPhotVisitTask(PipelineTask):
         image = visit_image.image.array
         var = visit_image.variance.array
         bad = bad_pixels(visit_image)
+        mask_get = m.cached_planes(visit_image.mask.get)
         ny, nx = image.shape
         ccdvisit = ccd_visit_id(visit, detector)
         rows: list[dict[str, Any]] = []
@@ -82,29 +83,42 @@ class ForcedPhotVisitTask(PipelineTask):
             )
             e = self.config.edge_margin
             keep = (xs >= e) & (xs <= nx - 1 - e) & (ys >= e) & (ys <= ny - 1 - e)
+            cols = {
+                name: ref[name].to_numpy()
+                for name in (
+                    "objectId",
+                    "coord_ra",
+                    "coord_dec",
+                    "skymap",
+                    "tract",
+                    "patch",
+                    "detect_isPatchInner",
+                    "detect_isPrimary",
+                    "detect_isTractInner",
+                )
+            }
             for k in np.nonzero(keep)[0]:
-                r = ref.iloc[k]
                 flux, err, flag = m.psf_flux(
                     image, var, bad, psf, float(xs[k]), float(ys[k]), radius
                 )
                 row = {
                     "forcedSourceId": (ccdvisit << 20) + len(rows) + 1,
-                    "objectId": int(r["objectId"]),
-                    "coord_ra": float(r["coord_ra"]),
-                    "coord_dec": float(r["coord_dec"]),
-                    "skymap": str(r["skymap"]),
-                    "tract": int(r["tract"]),
-                    "patch": int(r["patch"]),
+                    "objectId": int(cols["objectId"][k]),
+                    "coord_ra": float(cols["coord_ra"][k]),
+                    "coord_dec": float(cols["coord_dec"][k]),
+                    "skymap": str(cols["skymap"][k]),
+                    "tract": int(cols["tract"][k]),
+                    "patch": int(cols["patch"][k]),
                     "band": band,
                     "ccdVisitId": ccdvisit,
-                    "detect_isPatchInner": bool(r["detect_isPatchInner"]),
-                    "detect_isPrimary": bool(r["detect_isPrimary"]),
-                    "detect_isTractInner": bool(r["detect_isTractInner"]),
+                    "detect_isPatchInner": bool(cols["detect_isPatchInner"][k]),
+                    "detect_isPrimary": bool(cols["detect_isPrimary"][k]),
+                    "detect_isTractInner": bool(cols["detect_isTractInner"][k]),
                     "psfFlux": flux,
                     "psfFluxErr": err,
                     "psfFlux_flag": flag,
                 }
-                row.update(m.pixel_flags(visit_image.mask.get, float(xs[k]), float(ys[k]), 2))
+                row.update(m.pixel_flags(mask_get, float(xs[k]), float(ys[k]), 2))
                 rows.append(row)
         return Struct(forced=pd.DataFrame(rows, columns=FORCED_COLUMNS))
 

@@ -16,7 +16,7 @@ from lsst.pex.config import Field
 from lsst.pipe.base import PipelineTask, PipelineTaskConfig, PipelineTaskConnections, Struct
 from lsst.pipe.base import connectionTypes as cT
 
-from skydeck.images.release._config import BANDS, PIXEL_SCALE
+from skydeck.images.release._config import BANDS
 from skydeck.images.release._geometry import SkyMapSpec
 
 
@@ -117,7 +117,7 @@ class MatchTruthTask(PipelineTask):
         if len(prim) and len(t):
             ox, oy = prim["x"].to_numpy(), prim["y"].to_numpy()
             tree = cKDTree(np.column_stack([ox, oy]))
-            r_pix = self.config.match_radius / PIXEL_SCALE
+            r_pix = self.config.match_radius / sky_map.pixel_scale
             dist, idx = tree.query(np.column_stack([txi, tyi]), distance_upper_bound=r_pix)
             found = np.isfinite(dist)
             neighbours = tree.query_ball_point(np.column_stack([txi, tyi]), r_pix)

@@ -16,7 +16,6 @@ from lsst.pipe.base import (
 from lsst.pipe.base import connectionTypes as cT
 
 from skydeck.images.release import _measure as m
-from skydeck.images.release._config import PIXEL_SCALE
 from skydeck.images.release._geometry import ccd_visit_id
 
 
@@ -61,12 +60,13 @@ class MeasureVisitTask(PipelineTask):
     def run(self, visit_image: Any) -> Struct:
         md = visit_image.metadata
         visit, detector, band = int(md["VISIT"]), int(md["DETECTOR"]), str(md["BAND"])
-        fwhm_pix = float(md["PSF_FWHM"]) / PIXEL_SCALE
+        fwhm_pix = float(md["PSF_FWHM"]) / float(md["PIXSCALE"])
         psf = m.moffat(fwhm_pix, float(md["PSF_BETA"]))
         sigma = m.psf_sigma(fwhm_pix)
         image = visit_image.image.array
         var = visit_image.variance.array
         bad = bad_pixels(visit_image)
+        mask_get = m.cached_planes(visit_image.mask.get)
         peaks, _ = m.detect(image, var, bad, sigma, self.config.threshold)
         radius = int(np.ceil(self.config.fit_radius_fwhm * fwhm_pix))
         wcs = visit_image.fits_wcs
@@ -95,7 +95,7 @@ class MeasureVisitTask(PipelineTask):
                 "ap09Flux_flag": apflag,
                 "footprintArea_value": peak.area,
             }
-            row.update(m.pixel_flags(visit_image.mask.get, x, y, 2))
+            row.update(m.pixel_flags(mask_get, x, y, 2))
             rows.append(row)
         table = pd.DataFrame(rows, columns=_SOURCE_COLUMNS)
         if len(table):
