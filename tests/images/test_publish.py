@@ -72,3 +72,33 @@ def test_info_reads_a_release_anywhere(tmp_path: Path) -> None:
     found = CliRunner().invoke(data, ["info", "--release", str(tmp_path / "elsewhere")])
     assert found.exit_code == 0, found.output
     assert f"Release at {tmp_path / 'elsewhere'}" in found.output
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.s3
+def test_an_interrupted_publish_is_run_again(
+    tiny_release: ReleaseLayout, postgres_url: str, s3_bucket: str
+) -> None:
+    """Until the manifest is written nothing counts as published; a rerun replaces it all."""
+    from lsst.daf.butler import Butler
+
+    target = f"s3://{s3_bucket}/dr1"
+    first = publish_release(tiny_release, target, postgres_url)
+    first.manifest_path.unlink()  # as if the publish had stopped before its last step
+    assert not first.exists()
+    again = publish_release(tiny_release, target, postgres_url)
+    assert again.exists()
+    source = Butler.from_config(str(tiny_release.butler_repo))
+    published = Butler.from_config(str(again.butler_repo), collections="skydeck/drp")
+    try:
+        refs = published.query_datasets("deepCoadd", limit=None)
+        assert len(refs) == len(source.query_datasets("deepCoadd", "skydeck/drp", limit=None))
+        assert published.getURI(refs[0]).geturl().startswith(f"{target}/butler/")
+        coadd = published.get(refs[0])
+        assert coadd.image.array.shape == source.get(refs[0]).image.array.shape
+    finally:
+        source.close()
+        published.close()
+    with pytest.raises(PublishError, match="already published"):
+        publish_release(tiny_release, target, postgres_url)

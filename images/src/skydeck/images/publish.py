@@ -68,7 +68,12 @@ def publish_release(
     registry: str,
     report: Callable[[str], None] | None = None,
 ) -> ReleaseLayout:
-    """Copy the release ``source`` to the object-store prefix ``target``; returns its layout."""
+    """Copy the release ``source`` to ``target`` (an object-store prefix such as
+    ``s3://bucket/dr1``, or a directory); returns the published layout.
+
+    An interrupted publish is simply run again: until the manifest is written last,
+    nothing at ``target`` counts as a release, and leftovers are replaced.
+    """
     registry = _check_registry(registry)
     if not source.exists():
         raise PublishError(
@@ -122,8 +127,9 @@ def _publish_butler(source: ReleaseLayout, dest: ReleaseLayout, registry: str) -
     repo = str(dest.butler_repo)
     namespace = registry_namespace(str(dest.root))
     _prepare_database(registry, namespace)
-    if (dest.butler_repo / "butler.yaml").exists():
-        (dest.butler_repo / "butler.yaml").unlink()
+    # What an interrupted publish left (there is no manifest yet, so nobody reads it).
+    if dest.butler_repo.exists():
+        dest.butler_repo.fs.rm(dest.butler_repo.path, recursive=True)
     src = Butler.from_config(str(source.butler_repo), writeable=False)
     try:
         built = Config(str(source.butler_repo / "butler.yaml"))
