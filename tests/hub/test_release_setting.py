@@ -30,9 +30,13 @@ S3_ENV = {
 }
 
 
-def test_release_location_keeps_uris_and_resolves_paths(tmp_path: Path) -> None:
+def test_release_location_keeps_uris_and_links(tmp_path: Path) -> None:
     assert release_location("s3://bucket/dr1/") == "s3://bucket/dr1"
     assert release_location(tmp_path / "a" / ".." / "rel") == tmp_path / "rel"
+    (tmp_path / "dr1").mkdir()
+    (tmp_path / "current").symlink_to(tmp_path / "dr1")
+    # a link stays a link: re-pointing it at a new release is how releases are swapped
+    assert release_location(tmp_path / "current") == tmp_path / "current"
 
 
 def test_settings_round_trip(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import click
 from skydeck.hub.config import HubSettings
 from skydeck.hub.datadir import DataDir, DataDirError
 from skydeck.hub.preflight import PreflightError, check_port_free, check_python, free_port
+from skydeck.hub.services import release_location
 
 COMMANDS_GROUP = "skydeck.commands"
 DEFAULT_DATA_DIR = "skydeck-data"
@@ -183,7 +184,7 @@ def up(
     except (PreflightError, DataDirError) as error:
         _fail(str(error))
     if release:
-        location = release if "://" in release else str(Path(release).expanduser().resolve())
+        location = str(release_location(release))
         _check_release(location)
     elif not no_release:
         _ensure_release(data, release_size)

@@ -14,6 +14,7 @@ starts the command as a managed service, and proxies it at ``/services/<name>/``
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -71,13 +72,15 @@ def is_remote_release(location: str | Path) -> bool:
 
 
 def release_location(location: str | Path) -> Path | str:
-    """A release location as services get it: a resolved `Path`, or a URI kept as a string.
+    """A release location as services get it: an absolute `Path`, or a URI kept as a string.
 
     ``Path("s3://bucket/release")`` would collapse the URI to ``s3:/bucket/release``.
+    Symbolic links are kept, not resolved: an operator may re-point a ``release`` link
+    at a new release.
     """
     if is_remote_release(location):
         return str(location).rstrip("/")
-    return Path(location).expanduser().resolve()
+    return Path(os.path.abspath(Path(location).expanduser()))
 
 
 def discover_service_factories() -> dict[str, ServiceFactory]:
