@@ -111,7 +111,7 @@ class BuildOptions:
             "seed": self.seed,
             "registry": self.registry or "",
             "datastore": self.datastore or "",
-            "version": 2,
+            "version": 3,
         }
 
 

@@ -46,18 +46,7 @@ def create_repo(
     from lsst.daf.butler import Butler, Config
 
     config = Config()
-    # Lossless GZIP in square tiles: fast to read whole, and partial reads touch few tiles
-    # (the lsst-images default compresses row by row, which is slow to read).
-    tiles = {"algorithm": "GZIP_2", "tile_shape": [128, 128]}
-    datastore: dict[str, Any] = {
-        "formatters": {
-            "write_recipes": {
-                "lsst.images.formatters.GenericFormatter": {
-                    "default": {"image": tiles, "mask": tiles, "variance": tiles}
-                }
-            }
-        }
-    }
+    datastore: dict[str, Any] = {"formatters": _image_formatters()}
     if registry_url:
         _ensure_btree_gist(registry_url)
         config["registry"] = {"db": registry_url, "namespace": registry_namespace(root)}
@@ -68,6 +57,47 @@ def create_repo(
     # forceConfigRoot=False keeps an explicit (e.g. s3://) datastore root.
     Butler.makeRepo(str(root), config=config, forceConfigRoot=not datastore_uri)
     return Butler.from_config(str(root), writeable=True)
+
+
+#: Square tiles: partial reads (cutouts, coadd inputs) touch few of them.
+_TILE_SHAPE = [128, 128]
+
+#: The write recipe of the simulated visit images (`LOSSY_IMAGE_TYPES`).
+LOSSY_RECIPE = "lossy16"
+
+#: Dataset types written with `LOSSY_RECIPE`; anything else is written losslessly: user
+#: ingests, and the coadds, whose variance is infinite where no visit contributes (FITS
+#: quantization turns a tile holding an infinity into NaNs).
+LOSSY_IMAGE_TYPES = ("visit_image",)
+
+
+def _image_formatters() -> dict[str, Any]:
+    """Datastore formatter settings: how lsst-images writes FITS in this repository.
+
+    Visit images are stored as Rubin stores its own: image and variance
+    quantized to 1/16 of the noise (per tile, with subtractive dithering seeded by the
+    data ID, so a rerun writes the same bytes) and RICE-compressed, the mask losslessly.
+    The quantization adds 0.02 sigma of noise; writing is 3x and reading 1.5x faster than
+    lossless GZIP, and the files are 2x smaller. Other images keep the lossless default.
+    """
+    lossless = {"algorithm": "GZIP_2", "tile_shape": _TILE_SHAPE}
+    lossy = {
+        "algorithm": "RICE_1",
+        "tile_shape": _TILE_SHAPE,
+        "quantization": {"dither": "SUBTRACTIVE_DITHER_2", "level": 16.0},
+    }
+    formatter = "lsst.images.formatters.GenericFormatter"
+    settings: dict[str, Any] = {
+        "write_recipes": {
+            formatter: {
+                "default": {"image": lossless, "mask": lossless, "variance": lossless},
+                LOSSY_RECIPE: {"image": lossy, "mask": lossless, "variance": lossy},
+            }
+        }
+    }
+    for dataset_type in LOSSY_IMAGE_TYPES:
+        settings[dataset_type] = {"formatter": formatter, "parameters": {"recipe": LOSSY_RECIPE}}
+    return settings
 
 
 def registry_namespace(root: str) -> str:
