@@ -6,18 +6,11 @@ import os
 import sys
 from typing import Any, Protocol
 
+from skydeck.catalog.release import OBJECT_STORE_ENV
+
 #: Hub environment variables handed on to the TAP service when set: the job database (e.g.
 #: PostgreSQL in production) and the S3 endpoint/credentials of an object-store release.
-FORWARDED_ENV = (
-    "SKYDECK_TAP_DATABASE_URL",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_DEFAULT_REGION",
-    "AWS_REGION",
-)
+FORWARDED_ENV = ("SKYDECK_TAP_DATABASE_URL", *OBJECT_STORE_ENV)
 
 
 class _Context(Protocol):  # skydeck.hub.services.ServiceContext, without importing the hub

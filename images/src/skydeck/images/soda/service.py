@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from skydeck.catalog.release import BUTLER_REGISTRY_ENV, OBJECT_STORE_ENV
 from skydeck.images.soda._auth import AuthError, HubTokenChecker, token_from_header
 from skydeck.images.soda._ratelimit import RateLimiter
 from skydeck.images.soda._service import (
@@ -30,18 +31,7 @@ from skydeck.images.soda._settings import ENV_PREFIX, CutoutSettings
 SERVICE_NAME = "cutouts"
 
 #: Variables of the hub's environment the service needs when set (JupyterHub passes few).
-FORWARDED_ENV = (
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_DEFAULT_REGION",
-    "AWS_REGION",
-    "S3_ENDPOINT_URL",
-    "LSST_DB_AUTH",
-    "LSST_DB_AUTH_CREDENTIALS",
-)
+FORWARDED_ENV = (*OBJECT_STORE_ENV, *BUTLER_REGISTRY_ENV)
 
 
 def _error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> Response:
