@@ -13,11 +13,23 @@ import click
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8081, show_default=True, type=int)
 @click.option("--auth", type=click.Choice(["hub", "none"]), help="Override SKYDECK_TAP_AUTH.")
+@click.option(
+    "--exit-with-parent",
+    is_flag=True,
+    help="Stop when the process that started this one (the hub) is gone.",
+)
 def main(
-    release: str | None, data_dir: Path | None, host: str, port: int, auth: str | None
+    release: str | None,
+    data_dir: Path | None,
+    host: str,
+    port: int,
+    auth: str | None,
+    exit_with_parent: bool,
 ) -> None:
     """Serve TAP over the HATS catalogs of a Skydeck release."""
     import uvicorn
+
+    from skydeck.catalog.lifetime import exit_with_parent as watch_parent
 
     from .app import create_app
     from .config import TapSettings
@@ -34,6 +46,8 @@ def main(
         settings.require_release()
     except ValueError as error:
         raise click.UsageError(str(error)) from None
+    if exit_with_parent:
+        watch_parent()
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info", proxy_headers=True)
 
 

@@ -28,7 +28,8 @@ def hub_service(context: _Context) -> dict[str, Any]:
     host = getattr(context, "host", "127.0.0.1")
     arguments = ["--host", host, "--port", str(context.port)]
     arguments += ["--release", str(context.release_dir), "--data-dir", str(context.state_dir)]
-    arguments += ["--auth", "hub"]
+    # a hub killed outright cannot stop its services: this one then stops itself
+    arguments += ["--auth", "hub", "--exit-with-parent"]
     environment = {
         "SKYDECK_TAP_RELEASE": str(context.release_dir),
         "SKYDECK_TAP_DATA_DIR": str(context.state_dir),

@@ -52,6 +52,10 @@ class CutoutSettings(BaseSettings):
         default=120, description="Cutout requests one user may make per rate window."
     )
     rate_window: float = Field(default=60.0, description="Length of the rate window, seconds.")
+    exit_with_parent: bool = Field(
+        default=False,
+        description="Stop when the process that started this one (the hub) is gone.",
+    )
     max_pixels: int = Field(
         default=4096, description="Largest cutout side in pixels; larger requests get a 400."
     )

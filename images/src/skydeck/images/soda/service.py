@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from skydeck.catalog.lifetime import exit_with_parent
 from skydeck.catalog.release import BUTLER_REGISTRY_ENV, OBJECT_STORE_ENV
 from skydeck.images.soda._auth import AuthError, HubTokenChecker, token_from_header
 from skydeck.images.soda._ratelimit import RateLimiter
@@ -127,6 +128,8 @@ def hub_service(context: Any) -> dict[str, Any]:
         ENV_PREFIX + "HUB_API_URL": context.hub_api_url,
         ENV_PREFIX + "PREFIX": f"/services/{context.name}/",
         ENV_PREFIX + "SERVICE_NAME": context.name,
+        # a hub killed outright cannot stop its services: this one then stops itself
+        ENV_PREFIX + "EXIT_WITH_PARENT": "1",
     }
     return {
         "name": context.name,
@@ -141,6 +144,8 @@ def main() -> None:
     import uvicorn
 
     settings = CutoutSettings()
+    if settings.exit_with_parent:
+        exit_with_parent()
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
 
