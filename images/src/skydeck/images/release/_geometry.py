@@ -73,7 +73,7 @@ def plan_visits(size: ReleaseSize, seed: int) -> list[VisitPlan]:
     for k in range(size.visits_per_band):
         for band in BANDS:
             seq += 1
-            dra, ddec = rng.uniform(-1, 1, 2) * size.dither_arcsec / 3600.0
+            dra, ddec = _dither(size, rng.uniform(-1, 1, 2)) / 3600.0
             plans.append(
                 VisitPlan(
                     visit=2026_00000 + seq,
@@ -88,6 +88,25 @@ def plan_visits(size: ReleaseSize, seed: int) -> list[VisitPlan]:
                 )
             )
     return plans
+
+
+def _dither(size: ReleaseSize, u: np.ndarray) -> np.ndarray:
+    """The boresight offset (arcsec, RA and Dec) for uniform draws ``u`` in [-1, 1].
+
+    With one detector, uniform within the dither amplitude. With several, the offset in
+    each direction is at least half a detector gap plus a margin, so the field centre
+    (where the gaps cross at zero offset) always falls on a detector: every visit sees it.
+    """
+    if size.detectors_x * size.detectors_y == 1:
+        return u * size.dither_arcsec
+    least = (DETECTOR_GAP / 2 + _GAP_MARGIN) * size.pixel_scale
+    if least >= size.dither_arcsec:
+        raise ValueError(f"{size.name}: the dither must exceed {least:.1f} arcsec")
+    return np.sign(u) * (least + np.abs(u) * (size.dither_arcsec - least))
+
+
+#: Pixels kept between the field centre and a detector gap (beyond the masked edge).
+_GAP_MARGIN = 20
 
 
 def detector_ids(size: ReleaseSize) -> list[int]:

@@ -13,7 +13,7 @@ MAX_DETECTORS = 16
 
 
 class SkydeckCam(Instrument):
-    """A simulated camera: a grid of 0.2"/pixel detectors and ugrizy filters."""
+    """A simulated camera: a grid of detectors (0.2"/pixel for tiny, 0.3" for demo), ugrizy."""
 
     policyName = None
     obsDataPackage = None
