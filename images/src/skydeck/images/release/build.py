@@ -10,7 +10,6 @@ the manifest has been written, so ``skydeck up`` sees no release or a complete o
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import shutil
 import time
@@ -188,26 +187,28 @@ def _images(ctx: BuildContext) -> None:
     butler.close()
     ctx.reporter.advance("images")
     # Each worker renders whole visit images and stores them with its own Butler.
-    global _render_state
-    _render_state = (size, truth, seed)
-    context = multiprocessing.get_context("fork")
+    from skydeck.images.release.pipeline import worker_context
+
     with ProcessPoolExecutor(
-        ctx.options.worker_count, mp_context=context, initializer=_open_butler, initargs=(repo,)
+        ctx.options.worker_count,
+        mp_context=worker_context(),
+        initializer=_start_render_worker,
+        initargs=(repo, size, truth, seed),
     ) as pool:
         for _ in pool.map(_render_and_store, [(plan, det) for plan in plans for det in dets]):
             ctx.reporter.advance("images")
-    _render_state = None
 
 
-#: What a forked render worker inherits (size, truth, seed) and opens (its Butler).
+#: What a render worker is given (size, truth, seed) and opens (its Butler).
 _render_state: Any = None
 _worker_butler: Any = None
 
 
-def _open_butler(repo: Path) -> None:
+def _start_render_worker(repo: Path, size: ReleaseSize, truth: pd.DataFrame, seed: int) -> None:
     from lsst.daf.butler import Butler
 
-    global _worker_butler
+    global _render_state, _worker_butler
+    _render_state = (size, truth, seed)
     _worker_butler = Butler.from_config(str(repo), writeable=True)
 
 

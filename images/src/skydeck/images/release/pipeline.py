@@ -2,7 +2,7 @@
 
 The quantum graph comes from `lsst.pipe.base.simple_pipeline_executor.SimplePipelineExecutor`
 (the engine behind ``pipetask run``). With one job, its quanta run one after another in
-this process. With more, they run on that many worker processes, forked once each, each
+this process. With more, they run on that many worker processes, started once each, each
 with its own Butler and `SingleQuantumExecutor` (what ``pipetask run -j N`` does, without
 a new process and Butler per quantum); a `GraphWalker` hands out the quanta whose inputs
 are ready, so the result is the same as the serial run.
@@ -15,6 +15,7 @@ import os
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from importlib.resources import files
+from multiprocessing.context import BaseContext
 from typing import Any
 
 from skydeck.catalog.release import ReleaseLayout
@@ -32,6 +33,17 @@ def default_jobs() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def worker_context() -> BaseContext:
+    """How the build starts its worker processes: fresh ("spawn"), never forked.
+
+    Forking a process in which other threads run (a test session, a notebook kernel with a
+    Dask client, a web server) copies their locks and half-changed objects into the child,
+    which may then hang or crash (a segfault in the child's garbage collector was seen). A
+    spawned worker inherits only its arguments and the current environment.
+    """
+    return multiprocessing.get_context("spawn")
 
 
 def run_pipeline(layout: ReleaseLayout, reporter: Any, jobs: int = 1) -> None:
@@ -75,9 +87,7 @@ def run_pipeline(layout: ReleaseLayout, reporter: Any, jobs: int = 1) -> None:
     prepared.close()
 
 
-#: What a forked worker inherits: the quantum graph's nodes, and (after its
-#: initializer) its own quantum executor.
-_worker_nodes: Any = None
+#: A worker's own quantum executor (made by its initializer).
 _worker_executor: Any = None
 
 
@@ -91,16 +101,14 @@ def _init_worker(repo: str) -> None:
     _worker_executor = SingleQuantumExecutor(butler=butler, task_factory=TaskFactory())
 
 
-def _execute_quantum(quantum_id: uuid.UUID) -> None:
-    node = _worker_nodes[quantum_id]
-    _worker_executor.execute(node["pipeline_node"], node["quantum"], quantum_id)
+def _execute_quantum(task_node: Any, quantum: Any, quantum_id: uuid.UUID) -> None:
+    _worker_executor.execute(task_node, quantum, quantum_id)
 
 
 def _run_on_workers(executor: Any, repo: str, jobs: int, reporter: Any) -> None:
-    """Run the graph's quanta on ``jobs`` forked worker processes, in dependency order."""
+    """Run the graph's quanta on ``jobs`` worker processes, in dependency order."""
     from lsst.pipe.base.graph_walker import GraphWalker
 
-    global _worker_nodes
     predicted = executor.predicted
     # The one-time steps `SimplePipelineExecutor.as_generator` does before the quanta.
     predicted.pipeline_graph.register_dataset_types(executor.butler)
@@ -109,22 +117,24 @@ def _run_on_workers(executor: Any, repo: str, jobs: int, reporter: Any) -> None:
     predicted.write_packages(executor.butler, compare_existing=False)
     predicted.build_execution_quanta()
     xgraph = predicted.quantum_only_xgraph
-    _worker_nodes = xgraph.nodes
-    # No database connection may cross the fork: the workers open their own.
+    nodes = xgraph.nodes
+    # The workers open their own database connections.
     executor.butler.close()
-    context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(
-        jobs, mp_context=context, initializer=_init_worker, initargs=(repo,)
+        jobs, mp_context=worker_context(), initializer=_init_worker, initargs=(repo,)
     ) as pool:
         walker: GraphWalker[uuid.UUID] = GraphWalker(xgraph.copy())
         running: dict[Future[None], uuid.UUID] = {}
         for ready in walker:
             for quantum_id in ready:
-                running[pool.submit(_execute_quantum, quantum_id)] = quantum_id
+                node = nodes[quantum_id]
+                future = pool.submit(
+                    _execute_quantum, node["pipeline_node"], node["quantum"], quantum_id
+                )
+                running[future] = quantum_id
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 quantum_id = running.pop(future)
                 future.result()  # a failed quantum stops the build with its error
                 walker.finish(quantum_id)
                 reporter.advance("pipeline")
-    _worker_nodes = None
