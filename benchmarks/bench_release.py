@@ -47,6 +47,7 @@ print(json.dumps({
     "wall": timer.wall, "cpu": timer.cpu,
     "total_wall": time.perf_counter() - t0, "total_cpu": time.process_time() - c0,
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "worker_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
 }))
 """
 
@@ -80,6 +81,12 @@ def run(report: Report, sizes: tuple[str, ...] = ("tiny", "demo")) -> None:
         )
         report.add(f"{size} total cpu", "s", [float(result["total_cpu"])])  # type: ignore[arg-type]
         report.add(f"{size} peak rss", "MB", [float(result["peak_rss_mb"])])  # type: ignore[arg-type]
+        # the render and pipeline workers (each one's peak; they run side by side)
+        report.add(
+            f"{size} largest worker peak rss",
+            "MB",
+            [float(result["worker_peak_rss_mb"])],  # type: ignore[arg-type]
+        )
         for stage, seconds in wall.items():
             report.add(f"{size} {stage} wall", "s", [float(seconds)])
             report.add(f"{size} {stage} cpu", "s", [float(cpu[stage])])
