@@ -90,6 +90,10 @@ def plan_visits(size: ReleaseSize, seed: int) -> list[VisitPlan]:
     return plans
 
 
+#: Pixels kept between the field centre and a detector gap (beyond the masked edge).
+_GAP_MARGIN = 20
+
+
 def _dither(size: ReleaseSize, u: np.ndarray) -> np.ndarray:
     """The boresight offset (arcsec, RA and Dec) for uniform draws ``u`` in [-1, 1].
 
@@ -103,10 +107,6 @@ def _dither(size: ReleaseSize, u: np.ndarray) -> np.ndarray:
     if least >= size.dither_arcsec:
         raise ValueError(f"{size.name}: the dither must exceed {least:.1f} arcsec")
     return np.sign(u) * (least + np.abs(u) * (size.dither_arcsec - least))
-
-
-#: Pixels kept between the field centre and a detector gap (beyond the masked edge).
-_GAP_MARGIN = 20
 
 
 def detector_ids(size: ReleaseSize) -> list[int]:
