@@ -165,7 +165,7 @@ def _drawn(psf: PsfModel, hlr_pixels: float, qx: int, qy: int, r: int) -> np.nda
     """The model offset by (qx, qy)/`SUBPIXEL` pixels: one GalSim drawing per model and
     stamp size, shifted in Fourier space (5x cheaper than drawing each offset)."""
     spectrum = _centred_spectrum(psf, hlr_pixels, r)
-    n = 2 * (r + _SHIFT_PAD) + 1
+    n = spectrum.shape[0]
     phase_x = np.exp(-2j * np.pi * np.fft.rfftfreq(n) * (qx / SUBPIXEL))
     phase_y = np.exp(-2j * np.pi * np.fft.fftfreq(n) * (qy / SUBPIXEL))
     shifted = np.fft.irfft2(spectrum * phase_y[:, None] * phase_x[None, :], s=(n, n))
