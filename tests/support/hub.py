@@ -73,6 +73,16 @@ class RunningHub:
             **kwargs,
         )
 
+    def create_login(self, name: str, admin: bool = False) -> str:
+        """Give ``name`` its own approved login (the user is created if missing); returns
+        the password, for the real login form (``POST /hub/login``)."""
+        response = self.api(
+            "POST", f"/skydeck/users/{name}/password", json={"admin": True} if admin else {}
+        )
+        response.raise_for_status()
+        password: str = response.json()["password"]
+        return password
+
     def ensure_user(self, name: str, admin: bool = False) -> None:
         response = self.api("GET", f"/users/{name}")
         if response.status_code == 404:

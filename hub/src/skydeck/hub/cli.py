@@ -61,10 +61,11 @@ def _print_credentials(data: DataDir, url: str) -> None:
     creds, created = data.load_or_create_credentials()
     if created:
         click.echo(
-            "\nFirst start: login credentials were generated and saved (mode 0600) in\n"
+            "\nFirst start: the admin's login was generated and saved (mode 0600) in\n"
             f"  {data.credentials_path}\n"
-            f"  admin:  user '{creds.admin_user}', password {creds.admin_password}\n"
-            f"  others: any user name, password {creds.user_password}\n"
+            f"  admin: user '{creds.admin_user}', password {creds.admin_password}\n"
+            "Give each user a login of their own with `skydeck users add NAME`\n"
+            "(or let them sign up at /hub/signup and approve them at /hub/authorize).\n"
         )
     click.echo(f"Skydeck is starting at {url}/ (Ctrl-C stops everything)")
 
@@ -215,3 +216,46 @@ def credentials(data_dir: Path) -> None:
     if not data.credentials_path.exists():
         _fail(f"no credentials in {data.root} yet; run `skydeck up` once first")
     click.echo(json.dumps(json.loads(data.credentials_path.read_text()), indent=2))
+
+
+@main.group()
+def users() -> None:
+    """Manage the logins of the embedded default (one password per user)."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="Make the user an administrator.")
+@click.option(
+    "--password",
+    default=None,
+    help="The user's password (8 characters or more); generated when left out.",
+)
+@click.option(
+    "--data-dir",
+    default=DEFAULT_DATA_DIR,
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The data directory of the Skydeck (as given to `skydeck up`).",
+)
+def users_add(name: str, admin: bool, password: str | None, data_dir: Path) -> None:
+    """Create user NAME (or reset its password) and print its password once.
+
+    Works while the hub runs or not; the hub must have started once in DATA_DIR.
+    """
+    from skydeck.hub.auth import LoginError, set_login
+    from skydeck.hub.auth.database import hub_session
+
+    data = DataDir(data_dir.resolve())
+    try:
+        with hub_session(data.hub_dir / "jupyterhub.sqlite") as db:
+            login = set_login(db, name.strip().lower(), password, admin or None)
+    except LoginError as error:
+        _fail(str(error))
+        return
+    except FileNotFoundError as error:
+        _fail(f"{error}; run `skydeck up --data-dir {data_dir}` once first")
+        return
+    what = "created" if login.created_user else "given a new password"
+    click.echo(f"User {login.name} {what}{' (admin)' if admin else ''}.")
+    click.echo(f"Password (shown only now): {login.password}")

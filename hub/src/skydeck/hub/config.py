@@ -147,11 +147,12 @@ def configure_hub(c: Any, settings: HubSettings) -> None:
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.proxy_api_port or free_port()}"
     c.ConfigurableHTTPProxy.should_start = True
 
-    # Login: JupyterHub's shared-password authenticator with generated passwords.
-    hub.authenticator_class = "shared-password"
-    c.SharedPasswordAuthenticator.admin_users = {creds.admin_user}
-    c.SharedPasswordAuthenticator.admin_password = creds.admin_password
-    c.SharedPasswordAuthenticator.user_password = creds.user_password
+    # Login: one bcrypt-hashed password per user (skydeck.hub.auth); the admin's is
+    # generated on first start, others come from `skydeck users add` or sign-up that
+    # an admin approves.  Wrong passwords are throttled; user names follow one rule.
+    hub.authenticator_class = "skydeck.hub.auth.SkydeckNativeAuthenticator"
+    c.Authenticator.admin_users = {creds.admin_user}
+    c.SkydeckNativeAuthenticator.admin_password = creds.admin_password
     c.Authenticator.allow_all = True
 
     # Labs: local processes, one home per user under the data directory.

@@ -3,7 +3,7 @@
 Layout (created on first start)::
 
     <data_dir>/
-      credentials.json     login credentials generated on first start (mode 0600)
+      credentials.json     the admin's login, generated on first start (mode 0600)
       hub/                 jupyterhub.sqlite, cookie secret, hub logs
       home/<user>/         each user's home directory
       services/<name>/     state of the managed services (TAP jobs, gateway db, ...)
@@ -25,11 +25,14 @@ class DataDirError(RuntimeError):
 
 @dataclass(frozen=True)
 class Credentials:
-    """Login credentials of the embedded default (JupyterHub's shared-password login)."""
+    """The admin's login in the embedded default, generated on first start.
+
+    Other users get their own password from ``skydeck users add`` (or sign up and
+    wait for an admin's approval); none is kept here.
+    """
 
     admin_user: str
     admin_password: str
-    user_password: str
 
 
 @dataclass(frozen=True)
@@ -84,12 +87,9 @@ class DataDir:
         path = self.credentials_path
         if path.exists():
             data = json.loads(path.read_text())
-            return Credentials(**data), False
-        creds = Credentials(
-            admin_user=admin_user,
-            admin_password=secrets.token_urlsafe(32),
-            user_password=secrets.token_urlsafe(12),
-        )
+            # Files written before per-user logins also hold a shared user password, now unused.
+            return Credentials(data["admin_user"], data["admin_password"]), False
+        creds = Credentials(admin_user=admin_user, admin_password=secrets.token_urlsafe(32))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as stream:
             json.dump(creds.__dict__, stream, indent=2)
