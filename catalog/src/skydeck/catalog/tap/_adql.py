@@ -129,10 +129,44 @@ def closest(name: str, candidates: list[str], n: int = 3) -> list[str]:
     return [lowered[m] for m in matches]
 
 
+#: Longest ADQL text accepted (characters); longer queries are refused before parsing.
+MAX_QUERY_CHARS = 100_000
+#: Deepest nesting of parentheses accepted; deeper queries are refused before parsing.
+MAX_NESTING = 64
+#: Marks a node the translator produced (a resolved table or a partition sub-query).
+RESOLVED = "adql_resolved"
+
+
+def _too_deep(adql: str) -> bool:
+    depth = 0
+    for char in adql:
+        if char == "(":
+            depth += 1
+            if depth > MAX_NESTING:
+                return True
+        elif char == ")":
+            depth -= 1
+    return False
+
+
+def _too_complex() -> AdqlError:
+    return AdqlError(
+        f"The query is nested too deeply (at most {MAX_NESTING} levels of parentheses and "
+        "sub-queries): flatten it, e.g. with a WITH clause or a JOIN."
+    )
+
+
 def parse(adql: str) -> exp.Query:
     """Parse ADQL; syntax errors carry the line and column."""
     if not adql or not adql.strip():
         raise AdqlError("The QUERY parameter is empty: give an ADQL SELECT statement.")
+    if len(adql) > MAX_QUERY_CHARS:
+        raise AdqlError(
+            f"The query is {len(adql)} characters long; at most {MAX_QUERY_CHARS} are accepted. "
+            "Upload long lists of values as a table (UPLOAD) instead of writing them inline."
+        )
+    if _too_deep(adql):  # a counted guard: the parser recurses once per level
+        raise _too_complex()
     try:
         statements = sqlglot.parse(adql, read="tsql")
     except ParseError as error:
@@ -147,7 +181,15 @@ def parse(adql: str) -> exp.Query:
             col,
         ) from None
     except TokenError as error:
-        raise AdqlError(f"ADQL syntax error: {error}") from None
+        raise AdqlError(f"ADQL syntax error: {str(error)[:200]}") from None
+    except RecursionError:
+        raise _too_complex() from None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+        # the parser fails on a few odd inputs with its own bugs; say it is the syntax
+        raise AdqlError(
+            "ADQL syntax error: the query could not be parsed "
+            f"({type(error).__name__}); check it against the ADQL grammar."
+        ) from None
     statements = [s for s in statements if s is not None]
     if len(statements) != 1:
         raise AdqlError("Give exactly one ADQL SELECT statement (no ';'-separated batches).")
@@ -526,6 +568,82 @@ def _spatial_constraint(cond: exp.Expr) -> tuple[exp.Expr, exp.Expr, Cone] | Non
     return None
 
 
+def _visible_ctes(table: exp.Table) -> dict[str, exp.CTE]:
+    """The CTEs ``table`` may refer to, innermost WITH first (SQL scoping, not recursive)."""
+    visible: dict[str, exp.CTE] = {}
+    path: list[exp.Expr] = [table]  # from the table up to the current node's child
+    node = table.parent
+    while node is not None:
+        with_ = node.args.get("with_") or node.args.get("with")
+        if isinstance(with_, exp.With):
+            ctes = list(with_.expressions)
+            if path[-1] is with_:
+                # inside a CTE's body: only the CTEs defined before that one
+                own = path[-2]
+                ctes = ctes[: next((i for i, c in enumerate(ctes) if c is own), len(ctes))]
+            for cte in ctes:
+                visible.setdefault(cte.alias_or_name.lower(), cte)
+        path.append(node)
+        node = node.parent
+    return visible
+
+
+def _cte_references(tree: exp.Expr) -> dict[int, tuple[exp.Table, exp.CTE]]:
+    """Table references that name a CTE in scope: id(table) -> (table, CTE)."""
+    for with_ in tree.find_all(exp.With):
+        if with_.args.get("recursive"):
+            raise AdqlError("WITH RECURSIVE is not part of ADQL; write the query without it.")
+        names = [cte.alias_or_name.lower() for cte in with_.expressions]
+        if len(names) != len(set(names)):
+            raise AdqlError("A WITH clause defines the same name twice; give each a new name.")
+    found: dict[int, tuple[exp.Table, exp.CTE]] = {}
+    for table in tree.find_all(exp.Table):
+        if table.db or table.catalog or not isinstance(table.this, exp.Identifier):
+            continue
+        cte = _visible_ctes(table).get(table.name.lower())
+        if cte is not None:
+            found[id(table)] = (table, cte)
+    return found
+
+
+def _rename_ctes(tree: exp.Expr, references: dict[int, tuple[exp.Table, exp.CTE]]) -> None:
+    """Give every CTE a name of ours, so that DuckDB never resolves a user's name itself."""
+    names: dict[int, str] = {}
+    for index, cte in enumerate(tree.find_all(exp.CTE)):
+        names[id(cte)] = f"adql_cte_{index}"
+        alias = cte.args.get("alias")
+        if isinstance(alias, exp.TableAlias):
+            alias.set("this", exp.to_identifier(names[id(cte)], quoted=True))
+    for table, cte in references.values():
+        replacement = exp.Table(
+            this=exp.to_identifier(names[id(cte)], quoted=True),
+            alias=exp.TableAlias(this=exp.to_identifier(table.alias or table.name, quoted=True)),
+        )
+        replacement.meta[RESOLVED] = True
+        table.replace(replacement)
+
+
+def _check_resolved(tree: exp.Expr) -> None:
+    """Every table reference left must be one the translator made (defence in depth)."""
+    for node in tree.walk():
+        if isinstance(node, exp.Table) and not node.meta.get(RESOLVED):
+            if any(p.meta.get(RESOLVED) for p in _ancestors(node)):
+                continue  # inside a partition sub-query the engine wrote
+            raise AdqlError(
+                f"Table reference {node.sql(dialect='tsql')} cannot be used here: select from "
+                "the published tables (see /tables or TAP_SCHEMA.tables) or a WITH name in scope."
+            )
+
+
+def _ancestors(node: exp.Expr) -> list[exp.Expr]:
+    found = []
+    parent = node.parent
+    while parent is not None:
+        found.append(parent)
+        parent = parent.parent
+    return found
+
+
 class Translator:
     """Turns ADQL into DuckDB SQL for one service's tables."""
 
@@ -538,23 +656,37 @@ class Translator:
 
     def translate(self, adql: str) -> Translation:
         tree = parse(adql)
+        try:
+            return self._translate(tree)
+        except RecursionError:
+            raise _too_complex() from None
+
+    def _translate(self, tree: exp.Query) -> Translation:
         _check_functions(tree)
-        cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+        ctes = _cte_references(tree)
         resolved: dict[int, ResolvedTable] = {}
-        tables = [t for t in tree.find_all(exp.Table) if t.name.lower() not in cte_names or t.db]
+        tables = [t for t in tree.find_all(exp.Table) if id(t) not in ctes]
         for table in tables:
+            if table.catalog:
+                raise AdqlError(
+                    f"Table {table.sql(dialect='tsql')} has too many name parts: "
+                    "write schema.table or just table."
+                )
             resolved[id(table)] = self._resolve(table.db or None, table.name)
         cones = self._spatial_pruning(tree, resolved)
         translation = Translation(sql="", tables=list(resolved.values()))
-        _rewrite_geometry(tree)
-        self._select_geometry(tree, translation)
+        # tables first: the geometry rewrite copies its arguments (and any sub-query in them)
         for table in tables:
             self._replace_table(table, resolved[id(table)], cones.get(id(table)), translation)
+        _rename_ctes(tree, ctes)
+        _rewrite_geometry(tree)
+        self._select_geometry(tree, translation)
         for column in tree.find_all(exp.Column):
             if column.args.get("db") is not None:
                 column.set("db", None)
             if column.args.get("catalog") is not None:
                 column.set("catalog", None)
+        _check_resolved(tree)
         translation.sql = tree.sql(dialect="duckdb")
         return translation
 
@@ -660,6 +792,7 @@ class Translator:
             replacement: exp.Expr = exp.Subquery(
                 this=subquery, alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True))
             )
+            replacement.meta[RESOLVED] = True
         else:
             if info.kind == "hats":
                 translation.pruning[info.name] = (
@@ -671,4 +804,5 @@ class Translator:
                 db=exp.to_identifier(info.sql_schema, quoted=True) if info.sql_schema else None,
                 alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
             )
+            replacement.meta[RESOLVED] = True
         table.replace(replacement)
