@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from oauthenticator.github import GitHubOAuthenticator
 from tornado.web import HTTPError
 from traitlets.config import Config
 
+from skydeck.hub.auth import USERNAME_RULE
 from skydeck.hub.github import (
     AUTHENTICATOR_CLASS,
     REFUSED_REASON,
@@ -27,7 +29,7 @@ def _authenticator(c: Config) -> SkydeckGitHubOAuthenticator:
 def _base_config() -> Config:
     """What Skydeck's embedded default sets that matters for login (anyone may enter)."""
     c = Config()
-    c.JupyterHub.authenticator_class = "shared-password"
+    c.JupyterHub.authenticator_class = "skydeck.hub.auth.SkydeckNativeAuthenticator"
     c.Authenticator.allow_all = True
     return c
 
@@ -192,3 +194,32 @@ async def test_membership_decides_who_is_allowed(fake_github: FakeGitHub) -> Non
     assert decisions == {"member": True, "teamless": False, "astro": True, "outsider": False}
     # JupyterHub's own startup check of existing users (no auth model) is not refused.
     assert await auth.check_allowed("outsider", None) is True
+
+
+def test_github_names_follow_the_one_user_name_rule() -> None:
+    """Every GitHub login name passes (lowercased); nothing that could break a path does."""
+    auth = _authenticator(_base_config())
+    assert auth.normalize_username("Vera-Rubin") == "vera-rubin"
+    for name in ("vera-rubin", "a" * 39, "x", "42"):
+        assert auth.validate_username(name), name
+    for name in ("a" * 40, "c" * 306, "vera_rubin", "vera rubin", "<b>", "-vera", "a?b", ""):
+        assert not auth.validate_username(name), name
+
+
+@pytest.mark.parametrize(("login", "refused"), [("Vera-Rubin", False), ("vera_rubin", True)])
+async def test_a_provider_name_that_breaks_the_rule_is_refused_with_it(
+    login: str, refused: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name handed back by the identity provider is checked at login too (403, the rule)."""
+
+    async def github_answers(self: Any, handler: Any, data: Any = None) -> dict[str, Any]:
+        return {"name": login, "auth_state": {}}  # what oauthenticator builds from /user
+
+    monkeypatch.setattr(GitHubOAuthenticator, "authenticate", github_answers)
+    auth = _authenticator(_base_config())
+    if refused:
+        with pytest.raises(HTTPError) as error:
+            await auth.authenticate(None, None)
+        assert (error.value.status_code, error.value.log_message) == (403, USERNAME_RULE)
+    else:
+        assert (await auth.authenticate(None, None))["name"] == login

@@ -31,6 +31,8 @@ from oauthenticator.github import GitHubOAuthenticator
 from tornado import web
 from traitlets import Unicode, default
 
+from skydeck.hub.auth import SkydeckUsernames
+
 ENV_PREFIX = "SKYDECK_GITHUB_"
 AUTHENTICATOR_CLASS = "skydeck.hub.github.SkydeckGitHubOAuthenticator"
 #: Title of the page a GitHub user who may not log in sees.
@@ -59,8 +61,12 @@ def _read_secret(path: str, what: str) -> str:
     return value
 
 
-class SkydeckGitHubOAuthenticator(GitHubOAuthenticator):
-    """GitHub login where GitHub teams become JupyterHub groups at every login."""
+class SkydeckGitHubOAuthenticator(SkydeckUsernames, GitHubOAuthenticator):
+    """GitHub login where GitHub teams become JupyterHub groups at every login.
+
+    User names follow Skydeck's one rule (`skydeck.hub.auth.SkydeckUsernames`),
+    which every GitHub login name already satisfies once lowercased.
+    """
 
     client_id_file = Unicode(
         "",

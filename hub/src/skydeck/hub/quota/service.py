@@ -43,8 +43,16 @@ def utcnow() -> datetime:
 
 
 def measure_dir_gib(path: Path) -> float | None:
-    """Disk space used below ``path`` in GiB (allocated blocks), None if it does not exist."""
-    if not path.is_dir():
+    """Disk space used below ``path`` in GiB (allocated blocks), None if it does not exist.
+
+    A path the system cannot even look up (e.g. a name too long for the file system,
+    from a user record older than the user-name rule) counts as not existing, so one
+    odd user never breaks the pages that list everyone.
+    """
+    try:
+        if not path.is_dir():
+            return None
+    except OSError:
         return None
     total = 0
     stack = [path]
