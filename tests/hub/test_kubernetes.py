@@ -11,6 +11,7 @@ which are validated against the Kubernetes schema with kubernetes-validate.
 from __future__ import annotations
 
 import copy
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.config import kube_config
 from kubespawner import KubeSpawner
 from tornado.web import HTTPError
+from traitlets import import_item
 from traitlets.config import Config
 
 from skydeck.hub.github import SkydeckGitHubOAuthenticator
@@ -112,7 +114,11 @@ class _User:
 
 
 def _spawner(c: Config, user: str = "vera", **options: Any) -> KubeSpawner:
-    spawner = KubeSpawner(_mock=True, config=c, user=_User(user), hub=Hub(), user_options=options)
+    """The spawner class the config names (Skydeck's, once ``configure_kubernetes`` ran)."""
+    spawner_class = import_item(c.JupyterHub.get("spawner_class", "kubespawner.KubeSpawner"))
+    spawner: KubeSpawner = spawner_class(
+        _mock=True, config=c, user=_User(user), hub=Hub(), user_options=options
+    )
     spawner.api_token = "test-token-not-a-secret"
     return spawner
 
@@ -278,6 +284,23 @@ async def test_each_size_gives_a_valid_pod(hub_config: Config) -> None:
         limits = pod["spec"]["containers"][0]["resources"]["limits"]
         assert float(limits["cpu"]) == size.cpu
         assert _quantity_bytes(limits["memory"]) == size.memory_gib * GIB
+
+
+async def test_each_size_gives_resource_variables_the_lab_libraries_can_read(
+    hub_config: Config,
+) -> None:
+    """lsst.resources reads CPU_LIMIT with int(): JupyterHub's own "2.0" broke Butler reads."""
+    c = copy.deepcopy(hub_config)
+    sizes = [*DEFAULT_SIZES, Size(name="half", cpu=0.5, memory_gib=1)]
+    c.KubeSpawner.profile_list = profile_list(sizes)
+    for size in sizes:
+        spawner = _spawner(c, profile=size.name)
+        await spawner.load_user_options()
+        pod = _serialize(await spawner.get_pod_manifest())
+        env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+        assert env["CPU_LIMIT"] == str(max(1, math.ceil(size.cpu))), size
+        assert int(env["CPU_GUARANTEE"]) >= 1  # a quarter of the limit, rounded up
+        assert int(env["MEM_LIMIT"]) == int(env["MEM_GUARANTEE"]) == size.memory_gib * GIB
 
 
 async def test_each_user_sees_only_the_sizes_of_their_quota() -> None:

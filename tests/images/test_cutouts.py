@@ -250,20 +250,3 @@ def test_fits_round_trip(engine: CutoutEngine, mini_image_repo: MiniRepo) -> Non
         x, y = wcs.all_world2pix(ra, dec, 0)
         assert abs(x - 15) <= 0.5 and abs(y - 15) <= 0.5
         assert hdus[0].header["DATASET"] == cut.dataset_id
-
-
-def test_float_cpu_limit_does_not_break_butler_reads(monkeypatch: pytest.MonkeyPatch) -> None:
-    """JupyterHub sets CPU_LIMIT="2.0" in labs; lsst.resources needs an integer there."""
-    import os
-
-    from skydeck.images.cutouts._engine import integer_cpu_limit
-
-    monkeypatch.setenv("CPU_LIMIT", "2.0")
-    integer_cpu_limit()
-    assert os.environ["CPU_LIMIT"] == "2"
-    monkeypatch.setenv("CPU_LIMIT", "0.5")
-    integer_cpu_limit()
-    assert os.environ["CPU_LIMIT"] == "1"
-    monkeypatch.setenv("CPU_LIMIT", "4")
-    integer_cpu_limit()
-    assert os.environ["CPU_LIMIT"] == "4"

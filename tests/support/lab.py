@@ -11,9 +11,26 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from skydeck.hub.check._lab import KernelError, LabKernel
+import requests
 
-__all__ = ["KernelError", "LabKernel", "LabSession"]
+from skydeck.hub.check._lab import KernelError, LabKernel
+from skydeck.hub.quota.model import Policy, Quota, offered_sizes
+
+__all__ = ["DEFAULT_OFFERED_SIZES", "KernelError", "LabKernel", "LabSession", "sizes_offered"]
+
+#: The lab sizes the default quota offers a user in no group (the spawn form's menu).
+DEFAULT_OFFERED_SIZES = [size.name for size in offered_sizes(Policy(), Quota().lab)]
+
+
+def sizes_offered(hub_url: str, user: str, token: str) -> list[str]:
+    """The sizes the running hub's quota service offers ``user`` (what the spawn form lists)."""
+    response = requests.get(
+        f"{hub_url}/services/quota/api/users/{user}/quota",
+        headers={"Authorization": f"token {token}"},
+        timeout=60,
+    )
+    response.raise_for_status()
+    return [size["name"] for size in response.json()["sizes"]]
 
 
 class LabSession:

@@ -10,6 +10,8 @@ chart's KubeSpawner:
 - the discovery environment (kernels/README.md) pointing at in-cluster URLs;
 - the data release mounted read-only from a shared claim (or named by URL, e.g. S3);
 - the lab command and arguments of the local spawner (JupyterLab, Skydeck kernel only);
+- the spawner class `skydeck.hub.kube_spawner.SkydeckKubeSpawner`: KubeSpawner with the
+  local spawner's resource variables (``CPU_LIMIT`` & co. as integer strings);
 - the user's home volume claim sized by the storage quota.
 
 Everything here is plain KubeSpawner configuration: an operator can set the same
@@ -206,6 +208,9 @@ def configure_kubernetes(
         from skydeck.hub.quota.model import DEFAULT_SIZES
 
         sizes = DEFAULT_SIZES
+    # KubeSpawner with the lab environment every Skydeck spawner gives (c.KubeSpawner
+    # settings apply to it); JupyterHub's own CPU_LIMIT="2.0" breaks Butler reads.
+    c.JupyterHub.spawner_class = "skydeck.hub.kube_spawner.SkydeckKubeSpawner"
     spawner = c.KubeSpawner
     # Checked here even with sizes_for_user, so a wrong default fails at hub start.
     spawner.profile_list = profile_list(sizes, default=default_size)

@@ -399,9 +399,6 @@ def ingest(
     prepared = [read_fits_image(p, band) for p in paths]  # every check before any write
     collection = collection or default_collection()
     repo = repo or default_repo()
-    from skydeck.images.cutouts._engine import integer_cpu_limit
-
-    integer_cpu_limit()
     try:
         butler = Butler.from_config(str(repo), writeable=True)
     except Exception as err:

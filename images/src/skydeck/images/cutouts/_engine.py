@@ -16,7 +16,6 @@ Edge policy (what callers can rely on):
 from __future__ import annotations
 
 import math
-import os
 import re
 import uuid
 from collections import OrderedDict
@@ -160,23 +159,6 @@ def _fits_wcs(
     return fitted, False
 
 
-def integer_cpu_limit() -> None:
-    """Make ``CPU_LIMIT`` an integer string if it is a float one.
-
-    JupyterHub gives labs ``CPU_LIMIT="2.0"``; lsst.resources parses the variable with
-    ``int()`` when it first loads its HTTP support (any Butler read) and fails on it.
-    """
-    value = os.environ.get("CPU_LIMIT")
-    if value:
-        try:
-            int(value)
-        except ValueError:
-            try:
-                os.environ["CPU_LIMIT"] = str(max(1, math.ceil(float(value))))
-            except ValueError:
-                del os.environ["CPU_LIMIT"]
-
-
 class CutoutEngine:
     """Cutouts from the images of one Butler repository.
 
@@ -212,7 +194,6 @@ class CutoutEngine:
         """An engine reading the repository at ``repo`` (read-only)."""
         from lsst.daf.butler import Butler
 
-        integer_cpu_limit()
         return cls(Butler.from_config(str(repo), writeable=False), **kwargs)
 
     # --- discovery -----------------------------------------------------------------
