@@ -11,10 +11,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 def test_login_form_to_lab_launcher(hub: RunningHub, page: Page) -> None:
-    creds = hub.credentials
+    password = hub.create_login("dora")  # her own login, as `skydeck users add` gives
     page.goto(f"{hub.url}/hub/login")
     page.fill("#username_input", "dora")
-    page.fill("#password_input", creds["user_password"])
+    page.fill("#password_input", password)
     page.click("#login_submit")
     # The hub spawns the lab and sends the browser into JupyterLab.
     page.wait_for_url("**/user/dora/lab**", timeout=180_000)

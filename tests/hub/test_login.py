@@ -225,3 +225,29 @@ def test_skydeck_users_add_prints_a_password_once(login_hub: RunningHub) -> None
     result = users_add("bad name")
     assert result.returncode == 2
     assert "User names are 1 to 39 characters long" in result.stderr
+
+
+def test_sign_up_is_closed_and_users_change_their_own_password(login_hub: RunningHub) -> None:
+    # No self-service accounts, and no approval pages that change state on GET.
+    creds = login_hub.credentials
+    admin, _ = form_login(login_hub, creds["admin_user"], creds["admin_password"])
+    for path in ("signup", "authorize", "authorize/mallory", "discard/mallory"):
+        assert admin.get(f"{login_hub.url}/hub/{path}", timeout=30).status_code == 404, path
+    assert "signup" not in admin.get(f"{login_hub.url}/hub/login", timeout=30).text
+
+    old = login_hub.create_login("jo")
+    session, _ = form_login(login_hub, "jo", old)
+    response = session.post(
+        f"{login_hub.url}/hub/change-password",
+        data={
+            "old_password": old,
+            "new_password": "jos-new-password",
+            "new_password_confirmation": "jos-new-password",
+            "_xsrf": session.cookies["_xsrf"],
+        },
+        timeout=60,
+    )
+    assert response.status_code == 200
+    assert "changed successfully" in response.text
+    assert form_login(login_hub, "jo", old)[1].status_code == 403
+    assert form_login(login_hub, "jo", "jos-new-password")[1].status_code == 302

@@ -356,7 +356,7 @@ def test_admin_page_sets_group_memory_applied_at_next_spawn(qhub: RunningHub, br
         kim.set_default_timeout(60_000)
         kim.goto(f"{qhub.url}/hub/login?next=/hub/spawn")
         kim.fill("#username_input", "web-kim")
-        kim.fill("#password_input", creds["user_password"])
+        kim.fill("#password_input", qhub.create_login("web-kim"))
         kim.click("#login_submit")
         menu = kim.locator("#skydeck-size option")
         expect(menu).to_have_count(2)

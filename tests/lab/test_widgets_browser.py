@@ -115,7 +115,7 @@ def test_image_viewer_in_a_real_lab(
     hub = images_hub
     page.goto(f"{hub.url}/hub/login")
     page.fill("#username_input", USER)
-    page.fill("#password_input", hub.credentials["user_password"])
+    page.fill("#password_input", hub.create_login(USER))
     page.click("#login_submit")
     page.wait_for_url(f"**/user/{USER}/lab**", timeout=180_000)
     token = hub.user_token(USER)

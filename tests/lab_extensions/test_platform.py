@@ -59,12 +59,12 @@ def run_active_cell(page: Page) -> None:
 
 def test_extension_against_the_real_platform(platform: RunningHub, page: Page) -> None:
     user = "erin"
-    platform.ensure_user(user)
+    password = platform.create_login(user)
     job_url = submit_job(platform, user)
 
     page.goto(f"{platform.url}/hub/login")
     page.fill("#username_input", user)
-    page.fill("#password_input", platform.credentials["user_password"])
+    page.fill("#password_input", password)
     page.click("#login_submit")
     page.wait_for_url(f"**/user/{user}/lab**", timeout=180_000)
     status = page.locator(".jp-skydeck-status")

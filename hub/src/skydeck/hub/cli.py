@@ -64,8 +64,7 @@ def _print_credentials(data: DataDir, url: str) -> None:
             "\nFirst start: the admin's login was generated and saved (mode 0600) in\n"
             f"  {data.credentials_path}\n"
             f"  admin: user '{creds.admin_user}', password {creds.admin_password}\n"
-            "Give each user a login of their own with `skydeck users add NAME`\n"
-            "(or let them sign up at /hub/signup and approve them at /hub/authorize).\n"
+            "Give each user a login of their own with `skydeck users add NAME`.\n"
         )
     click.echo(f"Skydeck is starting at {url}/ (Ctrl-C stops everything)")
 

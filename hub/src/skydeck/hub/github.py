@@ -235,7 +235,7 @@ def configure_github(c: Any, login: GitHubLogin) -> None:
     login.check()
     c.JupyterHub.authenticator_class = AUTHENTICATOR_CLASS
     auth = c.SkydeckGitHubOAuthenticator
-    # Skydeck's embedded default lets anyone in (shared password); GitHub login does not.
+    # Skydeck's embedded default lets in anyone with a login; GitHub login does not.
     auth.allow_all = False
     auth.allowed_organizations = set(login.allowed)
     auth.admin_groups = set(login.admin_teams)

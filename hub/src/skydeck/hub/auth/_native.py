@@ -2,9 +2,14 @@
 
 `SkydeckNativeAuthenticator` is jupyterhub-nativeauthenticator (which works with
 JupyterHub 6; it still uses the hub's shared database session, which JupyterHub
-marks deprecated) with Skydeck's user-name rule, failed-login throttling on, sign-up
-approved by an admin, clear 4xx answers from the login form, and one admin REST
-route that gives a user an approved login (for ``skydeck check`` and the tests).
+marks deprecated) with Skydeck's user-name rule, failed-login throttling on, clear
+4xx answers from the login form, and one admin REST route that gives a user an
+approved login (``skydeck users add``, ``skydeck check`` and the tests use it).
+
+Sign-up is closed: an admin gives each user a login (an invitation), because
+nativeauthenticator's approval pages change state on GET (``/hub/authorize/<name>``),
+which a page on another site could make an admin's browser do.  Operators who
+want sign-up anyway set ``enable_signup = True``; its pages are served only then.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.scopes import needs_scope
 from nativeauthenticator import NativeAuthenticator
+from nativeauthenticator.handlers import ChangePasswordAdminHandler, ChangePasswordHandler
 from nativeauthenticator.handlers import LoginHandler as NativeLoginHandler
 from pydantic import BaseModel, ConfigDict, ValidationError
 from tornado import web
@@ -46,6 +52,10 @@ class SkydeckNativeAuthenticator(SkydeckUsernames, NativeAuthenticator):
         """,
     )
 
+    @default("enable_signup")
+    def _enable_signup_default(self) -> bool:
+        return False
+
     @default("allowed_failed_logins")
     def _allowed_failed_logins_default(self) -> int:
         return 5
@@ -71,9 +81,12 @@ class SkydeckNativeAuthenticator(SkydeckUsernames, NativeAuthenticator):
                     set_password(self.db, admin, self.admin_password)
 
     def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
+        own = {"LoginHandler": SkydeckLoginHandler, "ChangePasswordHandler": OwnPasswordHandler}
         handlers: list[tuple[str, Any]] = [
-            (route, SkydeckLoginHandler if route == r"/login" else handler)
+            (route, own.get(handler.__name__, handler))
             for route, handler in super().get_handlers(app)
+            if self.enable_signup
+            or handler in (NativeLoginHandler, ChangePasswordHandler, ChangePasswordAdminHandler)
         ]
         return [*handlers, (LOGIN_PASSWORD_ROUTE, LoginPasswordAPIHandler)]
 
@@ -119,6 +132,18 @@ class SkydeckLoginHandler(NativeLoginHandler):
         else:
             message = "Invalid username or password."
         await self._refuse(403, message, name)
+
+
+class OwnPasswordHandler(ChangePasswordHandler):
+    """A user changes their own password (a user without a password login gets a 400)."""
+
+    async def post(self) -> None:
+        user = await self.get_current_user()
+        if user is not None and self.authenticator.get_user(user.name) is None:
+            raise web.HTTPError(
+                400, f"{user.name} has no password login here; ask an administrator for one"
+            )
+        await super().post()
 
 
 class LoginPasswordRequest(BaseModel):
