@@ -147,9 +147,8 @@ class Bot:
 
     def _tap(self) -> None:
         services = _checks.Services(self.options.hub, self.user.token, self.options.http_timeout)
-        tap = self.step("tap", "tap connect", lambda: _checks.Tap(services))
-        if tap is None:
-            return
+        tap = _checks.Tap(services)
+        self.step("tap", "tap availability (VOSI)", tap.availability)
         self.step("tap", "tap sync (pyvo)", tap.sync)
         self.step("tap", "tap async (pyvo)", lambda: tap.async_(self.options.cell_timeout))
         self.step("tap", "tap upload (pyvo)", tap.upload)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -48,12 +48,13 @@ def service_hint(service: str, status: int | None) -> str:
 def service_failure(
     label: str, service: str, url: str, status: int | None, text: str = ""
 ) -> CheckFailed:
-    answer = f"answered {status}" if status is not None else "did not answer"
+    """``<label> answered 503 at /services/tap/sync: <what it said>``, with a hint."""
+    path = urlsplit(url).path or url
+    answer = f"answered {status} at {path}" if status is not None else f"did not answer at {path}"
     if "<html" in text[:500].lower():  # a proxy's or the hub's error page, not the service
-        title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
-        body = f"an HTML page ({' '.join(title.group(1).split())})" if title else "an HTML page"
-        if status == 404 and "jupyterhub" in text.lower():
-            body = "the hub's Not Found page"
+        body = "the hub's Not Found page" if status == 404 else ""
+    elif re.match(r"\d{3} (Client|Server) Error", text):  # requests' own wording: no news
+        body = ""
     else:
         body = " ".join(text.split())[:200]
     return CheckFailed(
@@ -124,6 +125,20 @@ class Tap:
             raise service_failure(
                 "TAP", "tap", getattr(error, "url", None) or where, status, str(error.reason)
             ) from None
+
+    def availability(self) -> str:
+        """The VOSI availability document says the service is up."""
+        response = self.services.request("TAP", "tap", "GET", "availability")
+        if response.status_code != 200:
+            raise service_failure("TAP", "tap", response.url, response.status_code, response.text)
+        if not re.search(r"<(\w+:)?available>\s*true", response.text):
+            raise CheckFailed(
+                "TAP says it is not available",
+                where=response.url,
+                hint="see the TAP service's log (the hub log): is the release readable?",
+                detail=response.text[:4000],
+            )
+        return "available"
 
     def _table(self) -> str:
         if not self.table:
