@@ -10,16 +10,33 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: The services' shared layer (hub/service): every service may import it; it imports
+#: nothing of ours.
+SHARED = "skydeck.service"
+
 #: component source folder -> (its package, the skydeck packages it may import)
 ALLOWED = {
-    "hub/src/skydeck/hub": ("skydeck.hub", set()),
-    "catalog/src/skydeck/catalog": ("skydeck.catalog", set()),
-    "images/src/skydeck/images": ("skydeck.images", {"skydeck.catalog"}),
+    "hub/service/src/skydeck/service": (SHARED, set()),
+    "hub/src/skydeck/hub": ("skydeck.hub", {SHARED}),
+    "catalog/src/skydeck/catalog": ("skydeck.catalog", {SHARED}),
+    "images/src/skydeck/images": ("skydeck.images", {SHARED, "skydeck.catalog"}),
     "kernels/src/skydeck/lab": ("skydeck.lab", {"skydeck.images", "skydeck.catalog"}),
 }
 
 #: heavy science libraries a member must not depend on (or import)
 FORBIDDEN_DEPENDENCIES = {
+    "hub/service": {
+        "skydeck-hub",
+        "skydeck-lab",
+        "skydeck-catalog",
+        "skydeck-images",
+        "lsdb",
+        "hats",
+        "duckdb",
+        "lsst-daf-butler",
+        "galsim",
+        "fastapi",
+    },
     "hub": {
         "lsdb",
         "hats",
@@ -62,7 +79,7 @@ def test_component_imports_only_what_it_may(folder: str) -> None:
 
 
 def test_no_namespace_init_files() -> None:
-    inits = [p for p in ROOT.glob("*/src/skydeck/__init__.py")]
+    inits = [*ROOT.glob("*/src/skydeck/__init__.py"), *ROOT.glob("*/*/src/skydeck/__init__.py")]
     assert not inits, "skydeck is an implicit namespace package"
 
 
@@ -74,3 +91,19 @@ def test_member_dependencies_are_honest(member: str) -> None:
         for dep in project.get("dependencies", [])
     }
     assert not names & FORBIDDEN_DEPENDENCIES[member]
+
+
+@pytest.mark.parametrize("member", ["hub", "catalog", "images"])
+def test_services_share_one_layer(member: str) -> None:
+    """Hub auth, the quota client and the exit-with-parent watcher exist once, in the layer."""
+    project = tomllib.loads((ROOT / member / "pyproject.toml").read_text())["project"]
+    assert "skydeck-service" in project["dependencies"]
+    copies = {
+        f"{path.relative_to(ROOT)}: {needle}"
+        for path in (ROOT / member / "src").rglob("*.py")
+        for needle in ("def exit_with_parent", '/user"', "class HubAuth", "class QuotaClient(")
+        if needle in path.read_text()
+    }
+    # TAP's QuotaClient is a thin view (its tap limits) over the shared client
+    copies.discard("catalog/src/skydeck/catalog/tap/_quota.py: class QuotaClient(")
+    assert not copies, sorted(copies)

@@ -183,10 +183,6 @@ def mini_image_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MiniRe
     shutil.rmtree(root, ignore_errors=True)
 
 
-#: Per-user cutout rate limit of `images_hub`'s cutout service (requests per minute).
-IMAGES_HUB_RATE_LIMIT = 8
-
-
 @pytest.fixture(scope="session")
 def images_hub(hub_factory: Any, mini_image_repo: MiniRepo) -> Any:
     """A real hub (``skydeck up``) serving the mini image release, its cutout service up."""
@@ -194,13 +190,8 @@ def images_hub(hub_factory: Any, mini_image_repo: MiniRepo) -> Any:
 
     import requests
 
-    hub = hub_factory(
-        release=mini_image_repo.release_root,
-        env={
-            "SKYDECK_CUTOUTS_RATE_LIMIT": str(IMAGES_HUB_RATE_LIMIT),
-            "SKYDECK_CUTOUTS_RATE_WINDOW": "60",
-        },
-    )
+    # per-user cutout rates come from the quota service (tests set overrides)
+    hub = hub_factory(release=mini_image_repo.release_root)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:

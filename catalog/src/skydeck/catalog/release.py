@@ -31,22 +31,6 @@ from upath import UPath
 #: Environment variable through which the spawner tells a lab where the release is.
 RELEASE_ENV = "SKYDECK_RELEASE"
 
-#: Environment variables a reader of a release on object storage needs when they are set:
-#: the endpoint and credentials read by s3fs, boto3 and lsst-resources.
-OBJECT_STORE_ENV = (
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_DEFAULT_REGION",
-    "AWS_REGION",
-    "S3_ENDPOINT_URL",
-)
-
-#: Environment variables naming the credentials of a Butler registry in PostgreSQL.
-BUTLER_REGISTRY_ENV = ("LSST_DB_AUTH", "LSST_DB_AUTH_CREDENTIALS")
-
 #: Name of the release directory inside a Skydeck data directory.
 RELEASE_DIRNAME = "release"
 

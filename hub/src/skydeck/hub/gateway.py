@@ -36,10 +36,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-import signal
 import sys
-import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from importlib.metadata import entry_points
@@ -48,6 +45,7 @@ from typing import Any
 
 from skydeck.hub.preflight import free_port
 from skydeck.hub.services import ServiceContext
+from skydeck.service import exit_with_parent
 
 SERVICE_NAME = "dask-gateway"
 ENV_PREFIX = "SKYDECK_GATEWAY_"
@@ -230,24 +228,6 @@ def dask_gateway_service(context: ServiceContext) -> dict[str, Any]:
     }
 
 
-def exit_with_parent(period: float = 2.0) -> threading.Thread:
-    """SIGTERM this process (a graceful gateway shutdown) once the hub that started it is gone.
-
-    A hub killed outright cannot stop its services; without this the gateway, its
-    proxy and its clusters would live on, re-parented to init.
-    """
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(period)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    thread = threading.Thread(target=watch, name="exit-with-parent", daemon=True)
-    thread.start()
-    return thread
-
-
 def main(argv: list[str] | None = None) -> None:
     """Run the gateway (the managed service's command)."""
     from dask_gateway_server.app import DaskGateway
@@ -258,6 +238,8 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("JUPYTERHUB_SERVICE_NAME", SERVICE_NAME)
     # An operator's dask_gateway_config.py in the state directory is loaded on top.
     os.chdir(settings.state_dir)
+    # a hub killed outright cannot stop its services: the gateway, its proxy and its
+    # clusters then stop themselves (a graceful gateway shutdown on SIGTERM)
     exit_with_parent()
     DaskGateway.launch_instance(argv=argv or [], config=gateway_config(settings))
 

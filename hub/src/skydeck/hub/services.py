@@ -1,8 +1,9 @@
 """Managed services contributed by other Skydeck components.
 
-The hub imports none of the other components.  Each component that offers a
-service (TAP, cutouts, ...) declares an entry point in the ``skydeck.services``
-group, the way JupyterHub finds authenticators.  The entry point is a callable::
+The hub imports none of the other components, only their shared layer
+(``skydeck.service``).  Each component that offers a service (TAP, cutouts, ...)
+declares an entry point in the ``skydeck.services`` group, the way JupyterHub finds
+authenticators.  The entry point is a callable::
 
     def tap_service(context: ServiceContext) -> dict[str, Any]
 
@@ -21,25 +22,15 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from skydeck.service import BACKEND_ENV as _BACKEND_ENV
+
 SERVICES_GROUP = "skydeck.services"
 
 #: Variables of the hub's environment that the managed services and the labs need when
 #: set, and that JupyterHub would not pass on (it starts both with a minimal environment):
-#: the object store's endpoint and credentials of a release on S3 (read by s3fs, boto3 and
-#: lsst-resources) and ``LSST_DB_AUTH[_CREDENTIALS]``, the credentials of a Butler registry
-#: in PostgreSQL (a read-only account: the labs get it too; never the hub's PGPASSWORD).
-BACKEND_ENV = (
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_DEFAULT_REGION",
-    "AWS_REGION",
-    "S3_ENDPOINT_URL",
-    "LSST_DB_AUTH",
-    "LSST_DB_AUTH_CREDENTIALS",
-)
+#: the object store's endpoint and credentials of a release on S3 and the credentials of a
+#: Butler registry in PostgreSQL. One list, in the services' shared layer.
+BACKEND_ENV = _BACKEND_ENV
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ def main(
     """Serve TAP over the HATS catalogs of a Skydeck release."""
     import uvicorn
 
-    from skydeck.catalog.lifetime import exit_with_parent as watch_parent
+    from skydeck.service import exit_with_parent as watch_parent
 
     from .app import create_app
     from .config import TapSettings

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from ._adql import AdqlError
 from ._engine import Engine, QueryResult
 from ._formats import OutputFormat, find_format, serialise
-from ._quota import Limits, QuotaClient, RateLimited, combine
+from ._quota import Limits, QuotaClient, QuotaUnavailable, combine
 from ._store import JobRecord, JobStore
 from .config import TapSettings
 
@@ -105,12 +105,9 @@ class QueryService:
         return combine(s.max_concurrent_per_user, s.max_maxrec, duration, quota)
 
     def count_request(self, user: str) -> None:
-        if self.quota is None:
-            return
-        try:
+        # over the rate: RateLimited, answered 429 with Retry-After (app.py)
+        if self.quota is not None:
             self.quota.count_request(user)
-        except RateLimited as error:
-            raise TapError(f"{error} (quota)", status=429) from None
 
     def parse(self, params: dict[str, str], limits: Limits | None = None) -> QueryRequest:
         lang = params.get("LANG", "ADQL").strip().upper()
@@ -467,7 +464,7 @@ class JobService:
             )
             if not done:
                 path.unlink(missing_ok=True)  # aborted meanwhile
-        except (AdqlError, TapError) as error:
+        except (AdqlError, TapError, QuotaUnavailable) as error:
             self.store.update(
                 job_id, only_if_phase={"EXECUTING"}, phase="ERROR", end_time=_now(),
                 error=error.message,

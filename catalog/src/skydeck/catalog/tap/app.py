@@ -19,9 +19,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from skydeck.catalog.release import ReleaseLayout, ReleaseNotFoundError
+from skydeck.service import (
+    AuthError,
+    HubTokenAuth,
+    QuotaUnavailable,
+    RateLimited,
+    token_from_header,
+)
+from skydeck.service import QuotaClient as SharedQuotaClient
 
 from . import _vosi
-from ._auth import ANONYMOUS, AuthError, HubAuthenticator
 from ._engine import Engine
 from ._formats import error_votable
 from ._quota import QuotaClient
@@ -30,6 +37,12 @@ from ._store import JobRecord, JobStore
 from .config import TapSettings
 
 log = logging.getLogger(__name__)
+
+#: The user of a TAP service running without hub authentication (standalone use).
+ANONYMOUS = "anonymous"
+
+#: Seconds a client is told to wait after "too many queries running at once".
+BUSY_RETRY_SECONDS = 5
 
 XML = "text/xml"
 VOTABLE = "application/x-votable+xml"
@@ -43,7 +56,7 @@ class Services:
     engine: Engine
     queries: QueryService
     jobs: JobService
-    auth: HubAuthenticator | None
+    auth: HubTokenAuth | None
 
 
 def _services(request: Request) -> Services:
@@ -59,8 +72,8 @@ async def _user(request: Request) -> str:
     services = _services(request)
     if services.auth is None:
         return ANONYMOUS
-    token = HubAuthenticator.token_from(request.headers.get("authorization"))
-    return await services.auth.user(token)
+    token = token_from_header(request.headers.get("authorization"))
+    return (await services.auth.user(token)).name
 
 
 User = Annotated[str, Depends(_user)]
@@ -343,17 +356,20 @@ def build_services(settings: TapSettings) -> Services:
     store = JobStore(settings.resolved_database_url)
     quota = None
     if settings.quota_url:
-        quota = QuotaClient(settings.quota_url, settings.hub_api_token)
+        shared = SharedQuotaClient(
+            settings.quota_url, settings.hub_api_token, settings.quota_cache_seconds
+        )
+        quota = QuotaClient(shared)
     queries = QueryService(settings, engine, quota)
     jobs = JobService(settings, queries, store)
     auth = None
     if settings.auth == "hub":
         assert settings.hub_api_url is not None
-        auth = HubAuthenticator(
+        auth = HubTokenAuth(
             settings.hub_api_url,
-            settings.hub_api_token,
+            settings.service_name,
             settings.token_cache_seconds,
-            service_name=settings.service_name,
+            what="This TAP service",
         )
     return Services(settings, engine, queries, jobs, auth)
 
@@ -366,8 +382,6 @@ async def close_services(services: Services) -> None:
         services.engine.fanout.close()
     if services.queries.quota is not None:
         services.queries.quota.close()
-    if services.auth is not None:
-        await services.auth.close()
 
 
 def create_app(settings: TapSettings | None = None) -> FastAPI:
@@ -422,12 +436,23 @@ def create_app(settings: TapSettings | None = None) -> FastAPI:
 
     @app.exception_handler(TapError)
     async def tap_error(request: Request, error: TapError) -> Response:
-        return _error(error.message, error.status)
+        response = _error(error.message, error.status)
+        if error.status == 429:  # too many queries running at once
+            response.headers["Retry-After"] = str(BUSY_RETRY_SECONDS)
+        return response
 
     @app.exception_handler(AuthError)
     async def auth_error(request: Request, error: AuthError) -> Response:
-        response = _error(str(error), 401)
-        response.headers["WWW-Authenticate"] = 'Bearer realm="skydeck"'
+        response = _error(error.message, error.status)
+        if error.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="skydeck"'
+        return response
+
+    @app.exception_handler(RateLimited)
+    @app.exception_handler(QuotaUnavailable)
+    async def refused(request: Request, error: RateLimited | QuotaUnavailable) -> Response:
+        response = _error(error.message, error.status)
+        response.headers.update(error.headers())
         return response
 
     app.include_router(router, prefix=settings.path_prefix)

@@ -6,11 +6,16 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from skydeck.service import ServiceSettings
 
 
-class TapSettings(BaseSettings):
-    """Everything an operator can set; each field is ``SKYDECK_TAP_<NAME>`` in the environment."""
+class TapSettings(ServiceSettings):
+    """Everything an operator can set; each field is ``SKYDECK_TAP_<NAME>`` in the environment.
+
+    The hub, token and quota fields come from `ServiceSettings`, shared with every service.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="SKYDECK_TAP_", extra="ignore", populate_by_name=True
@@ -46,26 +51,6 @@ class TapSettings(BaseSettings):
         default=None,
         description="'hub' validates hub tokens against the hub API; 'none' lets everyone in as "
         "'anonymous' (standalone use only). Default: hub when JUPYTERHUB_API_URL is set.",
-    )
-    hub_api_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("SKYDECK_TAP_HUB_API_URL", "JUPYTERHUB_API_URL")
-    )
-    hub_api_token: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("SKYDECK_TAP_HUB_API_TOKEN", "JUPYTERHUB_API_TOKEN"),
-    )
-    service_name: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("SKYDECK_TAP_SERVICE_NAME", "JUPYTERHUB_SERVICE_NAME"),
-        description="The hub service name; tokens must carry access:services!service=<name>.",
-    )
-    token_cache_seconds: float = Field(
-        default=60.0, description="How long a valid token is trusted."
-    )
-    quota_url: str | None = Field(
-        default=None,
-        description="Base URL of the Skydeck quota service (e.g. http://host/services/quota/); "
-        "its tap.* limits tighten the ones below, per user. Unset: configuration only.",
     )
     default_maxrec: int = Field(default=100_000, description="MAXREC when the client gives none.")
     max_maxrec: int = Field(default=10_000_000, description="Ceiling on MAXREC for every user.")

@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Any, Protocol
 
-from skydeck.catalog.release import OBJECT_STORE_ENV
+from skydeck.service import OBJECT_STORE_ENV
 
 #: Hub environment variables handed on to the TAP service when set: the job database (e.g.
 #: PostgreSQL in production) and the S3 endpoint/credentials of an object-store release.

@@ -251,12 +251,7 @@ class RateHandler(BaseHandler):
         decision = self.quota.hit_rate(user, await self.groups_of(user), service)
         for key, value in decision.headers().items():
             self.set_header(key, value)
-        body: dict[str, Any] = {
-            "allowed": decision.allowed,
-            "limit": decision.limit,
-            "remaining": decision.remaining,
-            "reset": decision.reset_seconds,
-        }
+        body = decision.to_json()
         if not decision.allowed:
             body["message"] = (
                 f"{user} made more than {decision.limit} requests to {service} in a minute; "

@@ -12,7 +12,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from skydeck.hub.quota.model import (
     validate_patch,
 )
 from skydeck.hub.quota.store import AuditEntry, QuotaStore
+from skydeck.service import RateDecision
 
 Clock = Callable[[], datetime]
 
@@ -315,30 +315,6 @@ class QuotaService:
         rpm = self.effective(user, groups).quota.api.requests_per_minute
         limit = rpm.get(service, rpm.get("*"))
         return self.rates.hit(f"{user}\0{service}", limit)
-
-
-@dataclass(frozen=True)
-class RateDecision:
-    """The answer for one request: allowed or not, with the X-RateLimit-* figures."""
-
-    allowed: bool
-    limit: int | None
-    remaining: int | None
-    reset_seconds: int
-    retry_after: int | None
-
-    def headers(self) -> dict[str, str]:
-        """Response headers: X-RateLimit-Limit/Remaining/Reset, and Retry-After on refusal."""
-        if self.limit is None:
-            return {}
-        headers = {
-            "X-RateLimit-Limit": str(self.limit),
-            "X-RateLimit-Remaining": str(self.remaining),
-            "X-RateLimit-Reset": str(self.reset_seconds),
-        }
-        if self.retry_after is not None:
-            headers["Retry-After"] = str(self.retry_after)
-        return headers
 
 
 class RateLimiter:

@@ -60,6 +60,7 @@ class Geometry:
         import astropy.units as u
         from astropy.coordinates import SkyCoord
 
+        check_position(ra, dec)
         xy = self.projection.sky_to_pixel(SkyCoord(ra * u.deg, dec * u.deg))
         return float(xy.x), float(xy.y)
 
@@ -76,6 +77,14 @@ class Geometry:
             0
         ].to_value(u.arcsec)
         return math.sqrt(abs(det))
+
+
+def check_position(ra: float, dec: float) -> None:
+    """Refuse a position that is not on the sky (`CutoutError` saying why)."""
+    if not (math.isfinite(ra) and math.isfinite(dec)):
+        raise CutoutError(f"({ra}, {dec}) is not a position: give finite degrees.")
+    if not -90.0 <= dec <= 90.0:
+        raise CutoutError(f"Declination {dec} is outside [-90, 90] degrees.")
 
 
 def _xy(x: Any, y: Any) -> Any:
@@ -277,6 +286,8 @@ class CutoutEngine:
             import astropy.units as u
 
             side = float(size.to_value(u.arcsec)) / geometry.pixel_scale_arcsec(x, y)
+            if not math.isfinite(side) or side > 5000:
+                raise CutoutError(f"A cutout of side {size} is too large (limit 5000 pixels).")
             n = max(1, math.ceil(side - 1e-3))  # tolerate rounding of the pixel scale
             return n, n
         if isinstance(size, int | np.integer):

@@ -9,6 +9,13 @@ from typing import Any
 
 from skydeck.images.cutouts import CutoutEngine, CutoutError, DatasetNotFoundError
 
+#: Longest parameter value accepted (a POLYGON of ~200 vertices fits), and most parameters.
+MAX_VALUE_CHARS = 4096
+MAX_PARAMETERS = 64
+
+#: Largest region radius or side, degrees: anything larger is no cutout.
+MAX_REGION_DEG = 180.0
+
 
 class UsageError(ValueError):
     """A malformed request (HTTP 400); the message says how to fix it."""
@@ -55,8 +62,10 @@ def circle(text: str, what: str = "CIRCLE") -> Region:
     """``ra dec radius`` in degrees."""
     ra, dec, radius = _floats(text, 3, f"{what} (ra dec radius, degrees)")
     _check_position(ra, dec)
-    if radius <= 0:
-        raise UsageError(f"{what} radius must be positive, got {radius}.")
+    if not 0 < radius <= MAX_REGION_DEG:
+        raise UsageError(
+            f"{what} radius must be positive and at most {MAX_REGION_DEG:g} degrees, got {radius}."
+        )
     return Region(ra % 360.0, dec, 2 * radius, 2 * radius)
 
 
@@ -138,15 +147,15 @@ class CutoutService:
                 raise NotFound(str(err)) from err
             except CutoutError as err:
                 raise UsageError(str(err)) from err
-            if not scale:
+            if not scale or not math.isfinite(scale):
                 raise UsageError("The region's centre cannot be projected onto this image.")
-            nx = max(1, math.ceil(region.width / scale - 1e-3))
-            ny = max(1, math.ceil(region.height / scale - 1e-3))
-            if max(nx, ny) > self.max_pixels:
+            sides = (region.width / scale, region.height / scale)
+            if not all(math.isfinite(side) and side <= self.max_pixels for side in sides):
                 raise UsageError(
-                    f"The region is {nx}x{ny} pixels; the limit is {self.max_pixels} a side. "
-                    "Ask for a smaller region."
+                    f"The region is {sides[0]:.4g}x{sides[1]:.4g} pixels; the limit is "
+                    f"{self.max_pixels} a side. Ask for a smaller region."
                 )
+            nx, ny = (max(1, math.ceil(side - 1e-3)) for side in sides)
             try:
                 cut = engine.cutout(ids[0], region.ra, region.dec, (nx, ny))
             except DatasetNotFoundError as err:
@@ -158,8 +167,19 @@ class CutoutService:
 
 
 def normalize_params(items: list[tuple[str, Any]]) -> dict[str, list[str]]:
-    """SODA parameter names are case-insensitive; values keep their case."""
+    """SODA parameter names are case-insensitive; values keep their case.
+
+    Files, oversized values and too many parameters are refused (`UsageError`).
+    """
+    if len(items) > MAX_PARAMETERS:
+        raise UsageError(f"Too many parameters ({len(items)}); a cutout needs ID and a region.")
     out: dict[str, list[str]] = {}
     for key, value in items:
-        out.setdefault(key.upper(), []).append(str(value))
+        if not isinstance(value, str):
+            raise UsageError(f"{key[:40]!r} must be a plain value, not a file upload.")
+        if len(key) > 64 or len(value) > MAX_VALUE_CHARS:
+            raise UsageError(
+                f"Parameter {key[:40]!r} is too long (values up to {MAX_VALUE_CHARS} characters)."
+            )
+        out.setdefault(key.upper(), []).append(value)
     return out

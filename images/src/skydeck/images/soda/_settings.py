@@ -5,13 +5,19 @@ from __future__ import annotations
 import os
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from skydeck.service import ServiceSettings
 
 ENV_PREFIX = "SKYDECK_CUTOUTS_"
 
 
-class CutoutSettings(BaseSettings):
-    """Everything the SODA cutout service needs to know, from its environment."""
+class CutoutSettings(ServiceSettings):
+    """Everything the SODA cutout service needs to know, from its environment.
+
+    The hub, token, quota and lifetime fields come from `ServiceSettings`; per-user
+    request rates come from the quota service (``api.requests_per_minute.cutouts``).
+    """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
@@ -37,25 +43,6 @@ class CutoutSettings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address to listen on.")
     port: int = Field(default=8090, description="Port to listen on.")
-    hub_api_url: str = Field(
-        default_factory=lambda: os.environ.get("JUPYTERHUB_API_URL", ""),
-        description="The hub REST API, where user tokens are checked (GET /user).",
-    )
-    service_name: str = Field(
-        default_factory=lambda: os.environ.get("JUPYTERHUB_SERVICE_NAME", "cutouts"),
-        description="This service's name in the hub (the access:services scope names it).",
-    )
-    token_cache_seconds: float = Field(
-        default=60.0, description="How long a checked token is trusted before asking again."
-    )
-    rate_limit: int = Field(
-        default=120, description="Cutout requests one user may make per rate window."
-    )
-    rate_window: float = Field(default=60.0, description="Length of the rate window, seconds.")
-    exit_with_parent: bool = Field(
-        default=False,
-        description="Stop when the process that started this one (the hub) is gone.",
-    )
     max_pixels: int = Field(
         default=4096, description="Largest cutout side in pixels; larger requests get a 400."
     )
@@ -67,13 +54,3 @@ class CutoutSettings(BaseSettings):
         from skydeck.catalog.release import ReleaseLayout
 
         return str(ReleaseLayout.at(self.release).butler_repo)
-
-    def to_env(self) -> dict[str, str]:
-        """The environment that reproduces these settings in the service process."""
-        import json
-
-        out: dict[str, str] = {}
-        for name, value in self.model_dump().items():
-            key = ENV_PREFIX + name.upper()
-            out[key] = json.dumps(value) if isinstance(value, list) else str(value)
-        return out

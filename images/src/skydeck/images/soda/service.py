@@ -2,9 +2,11 @@
 
 ``GET|POST /services/cutouts/sync?ID=<dataset uuid>&CIRCLE=<ra> <dec> <r>`` (or ``POS=...``)
 answers a FITS file (IMAGE, MASK, VARIANCE HDUs, each with the WCS). Callers send
-their hub token (``Authorization: token ...``); each user may make
-``SKYDECK_CUTOUTS_RATE_LIMIT`` requests per ``SKYDECK_CUTOUTS_RATE_WINDOW`` seconds
-(429 with ``Retry-After`` beyond that, ``X-RateLimit-*`` headers always).
+their hub token (``Authorization: token ...``), checked by the services' shared layer
+(`skydeck.service`). Each request is counted by the quota service against the user's
+``api.requests_per_minute.cutouts`` (429 with ``Retry-After`` beyond that,
+``X-RateLimit-*`` headers always); when the quota service cannot be asked, cutouts are
+refused (503), never served without a limit.
 """
 
 from __future__ import annotations
@@ -15,11 +17,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
 
-from skydeck.catalog.lifetime import exit_with_parent
-from skydeck.catalog.release import BUTLER_REGISTRY_ENV, OBJECT_STORE_ENV
-from skydeck.images.soda._auth import AuthError, HubTokenChecker, token_from_header
-from skydeck.images.soda._ratelimit import RateLimiter
 from skydeck.images.soda._service import (
     CutoutService,
     NotFound,
@@ -28,11 +27,25 @@ from skydeck.images.soda._service import (
     normalize_params,
 )
 from skydeck.images.soda._settings import ENV_PREFIX, CutoutSettings
+from skydeck.service import (
+    BACKEND_ENV,
+    AuthError,
+    HubTokenAuth,
+    QuotaClient,
+    QuotaUnavailable,
+    RateDecision,
+    RateLimited,
+    exit_with_parent,
+    token_from_header,
+)
 
 SERVICE_NAME = "cutouts"
 
 #: Variables of the hub's environment the service needs when set (JupyterHub passes few).
-FORWARDED_ENV = (*OBJECT_STORE_ENV, *BUTLER_REGISTRY_ENV)
+FORWARDED_ENV = BACKEND_ENV
+
+#: Largest request body accepted (a form with an ID and a region is a few hundred bytes).
+MAX_BODY_BYTES = 64 * 1024
 
 
 def _error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -44,38 +57,44 @@ def create_app(settings: CutoutSettings | None = None) -> FastAPI:
     """The FastAPI application (a factory: settings -> auth, limiter, service)."""
     settings = settings or CutoutSettings()
     prefix = "/" + settings.prefix.strip("/")
-    checker = HubTokenChecker(
-        settings.hub_api_url, settings.service_name, settings.token_cache_seconds
+    service_name = settings.service_name or SERVICE_NAME
+    auth = HubTokenAuth(
+        settings.hub_api_url or "",
+        service_name,
+        settings.token_cache_seconds,
+        what="The cutout service",
     )
-    limiter = RateLimiter(settings.rate_limit, settings.rate_window)
+    quota = (
+        QuotaClient(settings.quota_url, settings.hub_api_token, settings.quota_cache_seconds)
+        if settings.quota_url
+        else None
+    )
     service = CutoutService(settings.butler_repo, settings.collections, settings.max_pixels)
     app = FastAPI(title="Skydeck cutouts (SODA)", docs_url=f"{prefix}/docs", openapi_url=None)
 
+    async def rate(user: str) -> RateDecision:
+        """Count the request with the quota service (unset: standalone, no rate)."""
+        if quota is None:
+            return RateDecision(True, None, None, 0)
+        return await run_in_threadpool(quota.hit_rate, user, service_name)
+
     async def sync(request: Request) -> Response:
-        token = token_from_header(request.headers.get("authorization"))
         try:
-            user = checker.user(token)
+            user = await auth.user(token_from_header(request.headers.get("authorization")))
+            if user.kind != "user":
+                raise AuthError(403, "Cutouts are for users; this token belongs to a service.")
+            decision = await rate(user.name)
         except AuthError as err:
             headers = {"WWW-Authenticate": "token"} if err.status == 401 else None
-            return _error(err.status, "AuthenticationFault", str(err), headers)
-        decision = limiter.check(user.name)
+            return _error(err.status, "AuthenticationFault", err.message, headers)
+        except RateLimited as err:
+            return _error(429, "RateLimitFault", err.message, err.headers())
+        except QuotaUnavailable as err:
+            return _error(503, "ServiceUnavailable", f"{err.message}.", err.headers())
         headers = decision.headers()
-        if not decision.allowed:
-            return _error(
-                429,
-                "RateLimitFault",
-                f"{user.name} made {decision.limit} cutout requests in the last "
-                f"{settings.rate_window:g} s; retry after {decision.reset_seconds} s.",
-                headers,
-            )
-        items: list[tuple[str, Any]] = list(request.query_params.multi_items())
-        if request.method == "POST":
-            form = await request.form()
-            items += [(k, v) for k, v in form.multi_items()]
         try:
-            from starlette.concurrency import run_in_threadpool
-
-            data, name = await run_in_threadpool(service.sync, normalize_params(items))
+            params = normalize_params(await _items(request))
+            data, name = await run_in_threadpool(service.sync, params)
         except UsageError as err:
             return _error(400, "UsageFault", str(err), headers)
         except NotFound as err:
@@ -104,11 +123,29 @@ def create_app(settings: CutoutSettings | None = None) -> FastAPI:
             {
                 "service": "Skydeck cutouts (IVOA SODA 1.0, sync)",
                 "sync": f"{prefix}/sync?ID=<dataset uuid>&CIRCLE=<ra> <dec> <radius deg>",
-                "rate_limit": {"requests": settings.rate_limit, "window_s": settings.rate_window},
+                "rate_limit": "per user, from the quota service (X-RateLimit-* headers)",
             }
         )
 
     return app
+
+
+async def _items(request: Request) -> list[tuple[str, Any]]:
+    """Query and form parameters; an oversized or undecodable body is a `UsageError`."""
+    items: list[tuple[str, Any]] = list(request.query_params.multi_items())
+    if request.method != "POST":
+        return items
+    try:
+        declared = int(request.headers.get("content-length") or 0)
+    except ValueError:
+        raise UsageError("The Content-Length header is not a number.") from None
+    if declared > MAX_BODY_BYTES:
+        raise UsageError(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+    try:
+        form = await request.form(max_files=0)
+    except Exception as err:  # starlette/multipart parse errors of a malformed body
+        raise UsageError(f"The request body is not a valid form: {err}") from None
+    return items + list(form.multi_items())
 
 
 def hub_service(context: Any) -> dict[str, Any]:
@@ -128,6 +165,8 @@ def hub_service(context: Any) -> dict[str, Any]:
         ENV_PREFIX + "HUB_API_URL": context.hub_api_url,
         ENV_PREFIX + "PREFIX": f"/services/{context.name}/",
         ENV_PREFIX + "SERVICE_NAME": context.name,
+        # per-user request rates come from the quota service the hub runs
+        ENV_PREFIX + "QUOTA_URL": f"{context.public_url.rstrip('/')}/services/quota/",
         # a hub killed outright cannot stop its services: this one then stops itself
         ENV_PREFIX + "EXIT_WITH_PARENT": "1",
     }
