@@ -251,3 +251,32 @@ def test_sign_up_is_closed_and_users_change_their_own_password(login_hub: Runnin
     assert "changed successfully" in response.text
     assert form_login(login_hub, "jo", old)[1].status_code == 403
     assert form_login(login_hub, "jo", "jos-new-password")[1].status_code == 302
+
+
+def test_passwords_bcrypt_cannot_take_are_refused_not_crashed(login_hub: RunningHub) -> None:
+    """bcrypt 5 raises for passwords over 72 bytes: a clear 4xx everywhere, never a 500."""
+    password = login_hub.create_login("kai")
+    long = "\u00e9" * 40  # 80 bytes in UTF-8
+    _, response = form_login(login_hub, "kai", long)
+    assert response.status_code == 403
+    _, response = form_login(login_hub, "nobody-at-all", "x" * 100_000)
+    assert response.status_code == 403
+    response = login_hub.api("POST", "/skydeck/users/kai/password", json={"password": long})
+    assert response.status_code == 400
+    assert "72 bytes" in response.json()["message"]
+
+    session, response = form_login(login_hub, "kai", password)
+    assert response.status_code == 302
+    response = session.post(
+        f"{login_hub.url}/hub/change-password",
+        data={
+            "old_password": password,
+            "new_password": long,
+            "new_password_confirmation": long,
+            "_xsrf": session.cookies["_xsrf"],
+        },
+        timeout=60,
+    )
+    assert response.status_code == 400
+    assert "72 bytes" in response.text
+    assert form_login(login_hub, "kai", password)[1].status_code == 302

@@ -20,8 +20,8 @@ from skydeck.hub.auth._names import username_problem
 
 #: Shortest password a person may choose (generated ones are much longer).
 MIN_PASSWORD_LENGTH = 8
-#: Longest password accepted (bcrypt reads only the first 72 bytes; this bounds the work).
-MAX_PASSWORD_LENGTH = 1024
+#: Longest password in bytes (UTF-8): all that bcrypt reads; bcrypt 5 refuses longer ones.
+MAX_PASSWORD_BYTES = 72
 
 
 class LoginError(ValueError):
@@ -42,12 +42,17 @@ def generate_password() -> str:
     return secrets.token_urlsafe(16)
 
 
+def password_fits(password: str) -> bool:
+    """Whether bcrypt can hash ``password`` (at most `MAX_PASSWORD_BYTES` in UTF-8)."""
+    return len(password.encode("utf-8", "surrogatepass")) <= MAX_PASSWORD_BYTES
+
+
 def password_problem(password: str) -> str | None:
     """Why ``password`` may not be used, or None."""
-    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+    if len(password) < MIN_PASSWORD_LENGTH or not password_fits(password):
         return (
-            f"passwords are {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters long; "
-            "choose another, or leave it out to get a generated one"
+            f"passwords are {MIN_PASSWORD_LENGTH} characters to {MAX_PASSWORD_BYTES} bytes "
+            "long; choose another, or leave it out to get a generated one"
         )
     if "\x00" in password:
         return "passwords may not contain NUL characters; choose another"

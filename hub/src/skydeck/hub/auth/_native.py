@@ -27,9 +27,11 @@ from tornado import web
 from traitlets import Unicode, default
 
 from skydeck.hub.auth._logins import (
+    MAX_PASSWORD_BYTES,
     MIN_PASSWORD_LENGTH,
     LoginError,
     has_password,
+    password_fits,
     set_login,
     set_password,
 )
@@ -80,6 +82,21 @@ class SkydeckNativeAuthenticator(SkydeckUsernames, NativeAuthenticator):
                 if not has_password(self.db, admin):
                     set_password(self.db, admin, self.admin_password)
 
+    def is_password_strong(self, password: str) -> bool:
+        """Long enough, not common, and short enough for bcrypt (`MAX_PASSWORD_BYTES`)."""
+        strong: bool = password_fits(password) and super().is_password_strong(password)
+        return strong
+
+    async def authenticate(self, handler: Any, data: dict[str, Any] | None = None) -> Any:
+        """nativeauthenticator's check; a password bcrypt cannot take is a failed attempt."""
+        data = data or {}
+        if not password_fits(str(data.get("password", ""))):
+            name = self.normalize_username(str(data.get("username", "")))
+            if self.get_user(name) is not None:
+                self.add_login_attempt(name)
+            return None
+        return await super().authenticate(handler, data)
+
     def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
         own = {"LoginHandler": SkydeckLoginHandler, "ChangePasswordHandler": OwnPasswordHandler}
         handlers: list[tuple[str, Any]] = [
@@ -127,7 +144,12 @@ class SkydeckLoginHandler(NativeLoginHandler):
             self.redirect(self.get_next_url(user))
             return
         info = authenticator.get_user(name)
-        if info is not None and not info.is_authorized and info.is_valid_password(data["password"]):
+        if (
+            info is not None
+            and not info.is_authorized
+            and password_fits(data["password"])
+            and info.is_valid_password(data["password"])
+        ):
             message = f"User {name} has not been approved by an administrator yet."
         else:
             message = "Invalid username or password."
@@ -143,6 +165,11 @@ class OwnPasswordHandler(ChangePasswordHandler):
             raise web.HTTPError(
                 400, f"{user.name} has no password login here; ask an administrator for one"
             )
+        for field in ("old_password", "new_password"):
+            if not password_fits(self.get_body_argument(field, "", strip=False)):
+                raise web.HTTPError(
+                    400, f"passwords are at most {MAX_PASSWORD_BYTES} bytes long; try again"
+                )
         await super().post()
 
 
