@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from skydeck.catalog.release import ReleaseLayout
 from support.hub import RunningHub
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 #: A TAP service that stopped after the hub started: its process answers the hub's
 #: start-up probe (without which ``skydeck up`` refuses to start), then closes its port
@@ -143,3 +146,24 @@ def test_an_unreachable_hub_fails_the_login_check(tmp_path: Path) -> None:
     login = report["results"][0]
     assert login["name"] == "login" and login["status"] == "fail"
     assert "cannot reach the hub" in login["error"] and "--hub" in login["hint"]
+
+
+@pytest.mark.slow
+def test_every_tutorial_runs_at_every_size(release_hub: RunningHub, tmp_path: Path) -> None:
+    """The whole round a bot makes, as issue 14 asks: every size, every tutorial."""
+    bot = "bot-full-1"
+    response = requests.put(
+        f"{release_hub.url}/services/quota/api/users/{bot}/override",
+        json={"quota": {"lab": {"cpu": None, "memory_gib": None}}, "reason": "every size"},
+        headers={"Authorization": f"token {release_hub.admin_token}"},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    status, output, report = run_check(
+        release_hub, tmp_path / "check.json", "--user-prefix", "bot-full"
+    )
+    spawned = {r["name"] for r in report["results"] if r["name"].startswith("spawn (")}
+    assert spawned == {"spawn (standard)", "spawn (large)", "spawn (xlarge)"}, output
+    tutorials = [r for r in report["results"] if r["group"] == "tutorials"]
+    assert len(tutorials) == 3 * (1 + len(list(NOTEBOOKS.glob("*.ipynb")))), output
+    assert status == 0, output

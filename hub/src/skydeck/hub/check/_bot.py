@@ -191,10 +191,20 @@ class Bot:
             )
         return [s for s in offered if s in wanted] or offered
 
-    def _spawn(self, size: str) -> bool:
+    def _spawn(self, size: str) -> str:
         self.user.spawn(size)
         self.user.wait_ready(self.options.spawn_timeout)
-        return True
+        with LabKernel(self.user.server_url, self.user.token).start() as kernel:
+            found = _checks.run_in_lab(
+                kernel, _checks.LAB_SIZE, "reading the lab's size", self.options.cell_timeout
+            )
+        if size and found.get("size") != size:
+            raise CheckFailed(
+                f"asked for size {size!r}, the lab got {found.get('size')!r}",
+                where=f"{self.options.hub}/hub/spawn/{self.name}",
+                hint="the spawn form's choice did not reach the spawner: see the hub log",
+            )
+        return f"{found.get('size')}: {found.get('cpu')} CPUs, {found.get('memory_gib')} GiB"
 
     def _stop(self) -> None:
         self.user.stop(self.options.spawn_timeout)

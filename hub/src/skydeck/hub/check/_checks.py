@@ -238,6 +238,14 @@ for dataset_type in ("deep_coadd", "deepCoadd", "deepCoadd_calexp", "visit_image
 print(json.dumps(found))
 """
 
+#: The size the spawner gave the lab, as the lab sees it.
+LAB_SIZE = """
+import json, os
+memory = os.environ.get("MEM_LIMIT")
+print(json.dumps({"size": os.environ.get("SKYDECK_LAB_SIZE"), "cpu": os.environ.get("CPU_LIMIT"),
+                  "memory_gib": round(int(memory) / 2**30, 1) if memory else None}))
+"""
+
 OPEN_CATALOG = """
 import json
 import skydeck.lab as sl
