@@ -242,10 +242,13 @@ def users_add(name: str, admin: bool, password: str | None, data_dir: Path) -> N
 
     Works while the hub runs or not; the hub must have started once in DATA_DIR.
     """
+    from sqlalchemy.exc import OperationalError
+
     from skydeck.hub.auth import LoginError, set_login
     from skydeck.hub.auth.database import hub_session
 
     data = DataDir(data_dir.resolve())
+    first_start = f"run `skydeck up --data-dir {data_dir}` once first"
     try:
         with hub_session(data.hub_dir / "jupyterhub.sqlite") as db:
             login = set_login(db, name.strip().lower(), password, admin or None)
@@ -253,7 +256,11 @@ def users_add(name: str, admin: bool, password: str | None, data_dir: Path) -> N
         _fail(str(error))
         return
     except FileNotFoundError as error:
-        _fail(f"{error}; run `skydeck up --data-dir {data_dir}` once first")
+        _fail(f"{error}; {first_start}")
+        return
+    except OperationalError as error:
+        # e.g. a hub database from before per-user logins (no users_info table yet)
+        _fail(f"the hub database cannot take logins yet ({error.orig}); {first_start}")
         return
     what = "created" if login.created_user else "given a new password"
     click.echo(f"User {login.name} {what}{' (admin)' if admin else ''}.")
