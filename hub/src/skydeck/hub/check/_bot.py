@@ -96,19 +96,21 @@ class Bot:
         note: str = "",
     ) -> None:
         self.failed |= status == "fail"
+        seconds = round(time.monotonic() - started, 3)
         self.record(
             CheckResult(
                 user=self.name,
                 group=group,
                 name=name,
                 status=status,
-                seconds=round(time.monotonic() - started, 3),
+                seconds=seconds,
                 error=info.message if info else "",
                 where=info.where if info else "",
                 hint=info.hint if info else "",
                 detail=info.detail if info else "",
                 note=note,
                 run=self.run_number,
+                started=round(time.time() - seconds, 3),
             )
         )
 

@@ -43,6 +43,8 @@ class CheckResult:
     #: What a passing check found ("5 rows of dp02_dc2_catalogs.Object").
     note: str = ""
     run: int = 1
+    #: When the check started (seconds since the epoch).
+    started: float = 0.0
 
     @property
     def failed(self) -> bool:
