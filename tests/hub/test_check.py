@@ -139,13 +139,20 @@ def test_an_unreachable_hub_fails_the_login_check(tmp_path: Path) -> None:
     json_path = tmp_path / "check.json"
     cmd = [sys.executable, "-m", "skydeck.hub", "check", "--hub", "http://127.0.0.1:9"]
     result = subprocess.run(
-        [*cmd, "--token", "x", "--json", str(json_path)], capture_output=True, text=True
+        [*cmd, "--token", "x", "--json", str(json_path), "--repeat", "2", "--users", "2"],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1, result.stdout + result.stderr
     report = json.loads(json_path.read_text())
-    login = report["results"][0]
-    assert login["name"] == "login" and login["status"] == "fail"
-    assert "cannot reach the hub" in login["error"] and "--hub" in login["hint"]
+    logins = [r for r in report["results"] if r["name"] == "login"]
+    assert {(r["user"], r["run"]) for r in logins} == {
+        (user, run) for user in ("bot-check-1", "bot-check-2") for run in (1, 2)
+    }
+    login = logins[0]
+    assert login["status"] == "fail" and "cannot reach the hub" in login["error"]
+    assert "--hub" in login["hint"] and login["where"].startswith("POST http://127.0.0.1:9/")
+    assert "FAIL" in result.stdout and "checks failed" in result.stdout
 
 
 @pytest.mark.slow
