@@ -149,14 +149,11 @@ def test_storage_soft_warning_and_hard_refusal(store, tmp_path):
 
 
 def test_rate_limiter_window():
-    now = [100.0]
-    limiter = RateLimiter(monotonic=lambda: now[0])
+    limiter = RateLimiter()  # the limits library's moving window, in memory
     decisions = [limiter.hit("k", 3) for _ in range(4)]
     assert [d.allowed for d in decisions] == [True, True, True, False]
     assert decisions[2].headers()["X-RateLimit-Remaining"] == "0"
-    assert decisions[3].headers()["Retry-After"] == "60"
-    now[0] += 30
-    assert not limiter.hit("k", 3).allowed
-    now[0] += 31
-    assert limiter.hit("k", 3).allowed
+    assert 1 <= int(decisions[3].headers()["Retry-After"]) <= 60
+    assert not limiter.hit("k", 3).allowed  # refusals are not counted, but still refused
+    assert limiter.hit("other", 3).allowed  # per key
     assert limiter.hit("k", None).headers() == {}

@@ -51,12 +51,15 @@ def _answers(url: str) -> bool:
     return True
 
 
-@pytest.mark.parametrize(("name", "probe"), [("tap", "availability"), ("cutouts", "")])
+@pytest.mark.parametrize(
+    ("name", "probe"), [("tap", "availability"), ("cutouts", ""), ("quota", "")]
+)
 def test_service_exits_when_its_hub_is_killed(name: str, probe: str, tmp_path: Path) -> None:
     factory = discover_service_factories()[name]
     port = free_port()
     state = tmp_path / "state"
     state.mkdir()
+    (tmp_path / "services" / name).mkdir(parents=True)  # the hub makes services' folders
     context = ServiceContext(
         name=name,
         port=port,
@@ -75,6 +78,7 @@ def test_service_exits_when_its_hub_is_killed(name: str, probe: str, tmp_path: P
         "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}",
         "JUPYTERHUB_SERVICE_PREFIX": f"/services/{name}/",
         "JUPYTERHUB_API_URL": context.hub_api_url,
+        "JUPYTERHUB_API_TOKEN": "stand-in-hub-token",
     }
     hub = subprocess.Popen(
         [

@@ -65,16 +65,19 @@ class HubTokenAuth:
         api_token: str | None = None,
         what: str = "This service",
     ) -> None:
-        if not api_url:
-            raise ValueError("hub-token authentication needs the hub API URL (JUPYTERHUB_API_URL)")
         self.what = what
         self.service_name = service_name
         scopes = {f"access:services!service={service_name}"} if service_name else set()
-        self.hub = HubAuth(
-            api_url=api_url.rstrip("/"),
-            api_token=api_token or "",
-            cache_max_age=int(min(max(cache_seconds, 0), REVOCATION_SECONDS)),
-            access_scopes=scopes,
+        #: None without a hub API URL: every request is then refused with 503
+        self.hub = (
+            None
+            if not api_url
+            else HubAuth(
+                api_url=api_url.rstrip("/"),
+                api_token=api_token or "",
+                cache_max_age=int(min(max(cache_seconds, 0), REVOCATION_SECONDS)),
+                access_scopes=scopes,
+            )
         )
 
     async def user(self, token: str | None) -> HubUser:
@@ -85,6 +88,10 @@ class HubTokenAuth:
                 f"{self.what} needs a hub token: send 'Authorization: Bearer <token>' (in a "
                 "Skydeck lab it is $JUPYTERHUB_API_TOKEN; otherwise create a token on the hub's "
                 "Token page).",
+            )
+        if self.hub is None:
+            raise AuthError(
+                503, f"{self.what} does not know the hub API URL (set JUPYTERHUB_API_URL)."
             )
         try:
             model: dict[str, Any] | None = await self.hub.user_for_token(token, sync=False)

@@ -14,18 +14,21 @@ import threading
 import time
 
 
-def exit_with_parent(period: float = 2.0) -> threading.Thread:
-    """SIGTERM this process once its parent process is gone (checked every ``period`` s).
+def exit_with_parent(
+    period: float = 2.0, signum: signal.Signals = signal.SIGTERM
+) -> threading.Thread:
+    """Signal this process once its parent process is gone (checked every ``period`` s).
 
-    Web servers such as uvicorn and tornado shut down cleanly on SIGTERM. The watcher is
-    a daemon thread, so it never keeps the process alive.
+    uvicorn shuts down cleanly on SIGTERM; a tornado service that stops on
+    ``KeyboardInterrupt`` (as the hub stops it) asks for ``signal.SIGINT``. The watcher
+    is a daemon thread, so it never keeps the process alive.
     """
     parent = os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(period)
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signum)
 
     thread = threading.Thread(target=watch, name="exit-with-parent", daemon=True)
     thread.start()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from urllib.parse import urlsplit
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader
 from jupyterhub._data import DATA_FILES_PATH
 from jupyterhub.services.auth import HubOAuthCallbackHandler
-from tornado.ioloop import IOLoop, PeriodicCallback
+from tornado.ioloop import IOLoop
 from tornado.web import Application
 
 from skydeck.hub.quota import handlers as h
@@ -47,6 +48,7 @@ from skydeck.hub.quota.settings import (
 )
 from skydeck.hub.quota.store import QuotaStore
 from skydeck.hub.services import ServiceContext
+from skydeck.service import exit_with_parent
 
 TEMPLATES = Path(__file__).with_name("templates")
 USER = r"(?P<user>[^/]+)"
@@ -103,11 +105,13 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="[quota %(levelname)s] %(message)s")
     settings = QuotaSettings()
     store = QuotaStore(settings.database_url)
-    service = QuotaService(store, home_template=settings.home_template or None)
+    service = QuotaService(
+        store, home_template=settings.home_template or None, rate_storage=settings.rate_storage
+    )
+    if not (settings.hub_api_url and settings.hub_api_token):
+        raise SystemExit("the quota service runs under the hub: JUPYTERHUB_API_URL/TOKEN unset")
     hub_api = HubAPI(
-        os.environ["JUPYTERHUB_API_URL"],
-        os.environ["JUPYTERHUB_API_TOKEN"],
-        cache_seconds=settings.user_cache_seconds,
+        settings.hub_api_url, settings.hub_api_token, cache_seconds=settings.user_cache_seconds
     )
     app = make_app(settings, service, hub_api)
     url = os.environ.get("JUPYTERHUB_SERVICE_URL", f"http://127.0.0.1:{settings.port}")
@@ -116,15 +120,9 @@ def main() -> None:
     host = urlsplit(url).hostname or "127.0.0.1"
     app.listen(port, address=host)
     log.info("quota service on %s:%d, database %s", host, port, store.engine.url.render_as_string())
-    # Started by the hub: if the hub dies without stopping us, we are re-parented; then stop.
-    parent = os.getppid()
-
-    def _orphaned() -> None:
-        if os.getppid() != parent:
-            log.warning("the hub that started the quota service is gone; stopping")
-            IOLoop.current().stop()
-
-    PeriodicCallback(_orphaned, 2000).start()
+    # a hub killed outright cannot stop its services: this one then stops itself, as if
+    # the hub had stopped it (SIGINT)
+    exit_with_parent(signum=signal.SIGINT)
     try:
         IOLoop.current().start()
     except KeyboardInterrupt:  # the hub stops its services with SIGINT

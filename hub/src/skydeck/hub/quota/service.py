@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from limits import RateLimitItemPerMinute
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 
 from skydeck.hub.quota.model import (
     BudgetUsage,
@@ -83,13 +85,14 @@ class QuotaService:
         home_template: str | None = None,
         clock: Clock = utcnow,
         storage_cache_seconds: float = 60.0,
+        rate_storage: str = "memory://",
     ) -> None:
         self.store = store
         self.home_template = home_template
         self.clock = clock
         self.storage_cache_seconds = storage_cache_seconds
         self._storage_cache: dict[str, tuple[float, float | None]] = {}
-        self.rates = RateLimiter()
+        self.rates = RateLimiter(rate_storage)
 
     # the one decision ---------------------------------------------------------
     def effective(self, user: str, groups: list[str]) -> EffectiveQuota:
@@ -318,26 +321,26 @@ class QuotaService:
 
 
 class RateLimiter:
-    """Sliding one-minute window per key, in memory (one quota service replica)."""
+    """Requests per minute per key, a moving window kept by the ``limits`` library.
 
-    def __init__(self, window: float = 60.0, monotonic: Callable[[], float] = time.monotonic):
-        self.window = window
-        self.monotonic = monotonic
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+    ``storage`` is a ``limits`` storage URI: ``memory://`` (one quota service
+    replica) or a shared store such as ``redis://host:6379`` (several replicas; needs
+    ``limits[redis]``).
+    """
+
+    def __init__(self, storage: str = "memory://") -> None:
+        self._storage = storage_from_string(storage)
+        self._limiter = MovingWindowRateLimiter(self._storage)
 
     def hit(self, key: str, limit: int | None) -> RateDecision:
+        """Count one request under ``key`` if ``limit`` (per minute) allows it."""
         if limit is None:
             return RateDecision(True, None, None, 0, None)
-        now = self.monotonic()
-        with self._lock:
-            hits = self._hits.setdefault(key, deque())
-            while hits and hits[0] <= now - self.window:
-                hits.popleft()
-            if len(hits) >= limit:
-                wait = hits[0] + self.window - now if hits else self.window
-                retry = max(1, math.ceil(wait))
-                return RateDecision(False, limit, 0, retry, retry)
-            hits.append(now)
-            reset = math.ceil(hits[0] + self.window - now)
-            return RateDecision(True, limit, limit - len(hits), max(reset, 0), None)
+        item = RateLimitItemPerMinute(limit)
+        allowed = self._limiter.hit(item, key)
+        stats = self._limiter.get_window_stats(item, key)
+        reset = max(0, math.ceil(stats.reset_time - time.time()))
+        if not allowed:
+            retry = max(1, reset)
+            return RateDecision(False, limit, 0, retry, retry)
+        return RateDecision(True, limit, stats.remaining, reset, None)

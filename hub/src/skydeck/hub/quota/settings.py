@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from skydeck.service import ServiceSettings
 
 SERVICE_NAME = "quota"
 ENV_PREFIX = "SKYDECK_QUOTA_"
@@ -20,12 +22,12 @@ def default_db_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'services' / SERVICE_NAME / 'quota.sqlite'}"
 
 
-class QuotaSettings(BaseSettings):
+class QuotaSettings(ServiceSettings):
     """One settings object, from ``SKYDECK_QUOTA_*`` environment variables.
 
     ``SKYDECK_QUOTA_DB_URL`` selects the database (a SQLAlchemy URL, e.g.
     ``postgresql+psycopg://quota@db/quota`` in production); without it SQLite in
-    the data directory is used.
+    the data directory is used. The hub fields come from `ServiceSettings`.
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
@@ -36,6 +38,9 @@ class QuotaSettings(BaseSettings):
     port: int = 0
     hub_prefix: str = "/hub/"
     user_cache_seconds: float = 5.0
+    #: Where request-rate counts live (a ``limits`` storage URI): memory:// for one
+    #: replica, redis://host:6379 when several quota service replicas share the counts.
+    rate_storage: str = "memory://"
 
     @property
     def database_url(self) -> str:
