@@ -6,11 +6,12 @@ Usage::
 
 The demo release is built once into ``$SKYDECK_BENCH_DATA`` (default: a reused
 folder in the temporary directory; a published release there is reused). A real
-hub (``skydeck up``) serves it; each notebook runs in a fresh Skydeck kernel with
-the discovery environment of a real spawned lab, exactly as the tests run them on
-the tiny release.  The same-run baseline is a two-cell notebook (kernel start and
-``import skydeck.lab``), so each ratio says how much longer than an empty
-notebook a tutorial takes.  Targets (issue 8): each notebook at most 60 s, the
+hub (``skydeck up``) serves it and spawns a lab of the default size; each notebook
+runs in a fresh kernel of that lab, from the ``tutorials/`` its spawner delivered,
+exactly as the tests run them on the tiny release (`support.notebooks`).  The
+same-run baseline is a one-cell notebook (kernel start and ``import skydeck.lab``)
+run the same way, so each ratio says how much longer than an empty notebook a
+tutorial takes.  Targets (issue 8): each notebook at most 60 s, the
 whole set at most 5 minutes on a 2-core machine.  Nothing is asserted; a notebook
 that fails is reported with its error and left out of the figures.
 """
@@ -25,12 +26,14 @@ from pathlib import Path
 import nbformat
 from runner import Report
 
+from skydeck.hub.check._lab import LabKernel, run_notebook
 from support.hub import RunningHub, start_hub
+from support.lab import DEFAULT_OFFERED_SIZES
 from support.notebooks import (
-    RUNNER_USER,
+    TutorialLab,
     execute_notebook,
-    lab_discovery_environment,
     list_notebooks,
+    spawn_tutorial_lab,
 )
 
 BASELINE = "empty notebook (kernel start + import skydeck.lab)"
@@ -46,13 +49,18 @@ def demo_release(data_dir: Path) -> Path:
     return Path(str(layout.root))
 
 
-def empty_notebook(folder: Path) -> Path:
+def empty_notebook(lab: TutorialLab) -> str:
+    """A one-cell notebook in the lab (``bench/00_empty.ipynb``); returns its path there."""
     nb = nbformat.v4.new_notebook(
         cells=[nbformat.v4.new_code_cell("import skydeck.lab as sl\nsl.where()")]
     )
     nb.metadata["kernelspec"] = {"name": "skydeck", "display_name": "Skydeck (Python 3.12)"}
-    path = folder / "00_empty.ipynb"
-    nbformat.write(nb, path)
+    client = LabKernel(lab.server_url, lab.token)
+    client.request("PUT", "/contents/bench", json={"type": "directory"}).raise_for_status()
+    path = "bench/00_empty.ipynb"
+    client.request(
+        "PUT", f"/contents/{path}", json={"type": "notebook", "content": nb}
+    ).raise_for_status()
     return path
 
 
@@ -65,17 +73,15 @@ def run(report: Report) -> None:
         scratch = Path(tmp)
         hub: RunningHub = start_hub(scratch / "hub", release=release, timeout=240)
         try:
-            env = lab_discovery_environment(hub)
-            baseline = [
-                execute_notebook(empty_notebook(scratch), scratch / f"home-empty-{i}", env).seconds
-                for i in range(3)
-            ]
+            lab = spawn_tutorial_lab(hub, DEFAULT_OFFERED_SIZES[0])
+            empty = empty_notebook(lab)
+            baseline = [run_notebook(lab.server_url, lab.token, empty).seconds for _ in range(3)]
             report.add(BASELINE, "s", baseline)
             total = 0.0
             failed: list[str] = []
             for notebook in list_notebooks():
                 try:
-                    result = execute_notebook(notebook, scratch / f"home-{notebook.stem}", env)
+                    result = execute_notebook(lab, notebook.name)
                 except Exception as error:  # a failing tutorial is a finding, not a crash
                     failed.append(notebook.name)
                     print(f"  {notebook.name} FAILED: {str(error)[-600:]}", flush=True)
@@ -95,6 +101,6 @@ def run(report: Report) -> None:
                 target="<= 300 s",
                 note=f"failed: {', '.join(failed)}" if failed else "",
             )
-            hub.stop_server(RUNNER_USER)
+            hub.stop_server(lab.user)
         finally:
             hub.stop()

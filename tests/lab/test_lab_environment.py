@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from skydeck.hub.quota.model import DEFAULT_SIZES, GIB
 from support.hub import RunningHub
 from support.lab import DEFAULT_OFFERED_SIZES, LabSession, sizes_offered
 
@@ -66,6 +67,19 @@ def test_resource_variables_parse_as_integers_and_floats(lab: LabSession) -> Non
     assert env["SKYDECK_LAB_SIZE"] in DEFAULT_OFFERED_SIZES
     idle = env.get("SKYDECK_IDLE_TIMEOUT")
     assert idle is None or int(idle) > 0
+
+
+def test_skydeck_lab_reads_the_size_the_user_got(lab: LabSession) -> None:
+    """The LocalCluster fallback is sized from these (skydeck.lab._dask)."""
+    out = lab.execute(
+        "import json, os\n"
+        "from skydeck.lab._discovery import Discovery\n"
+        "found = Discovery.from_env()\n"
+        "print(json.dumps([os.environ['SKYDECK_LAB_SIZE'], found.cpu_limit, found.mem_limit]))"
+    )
+    name, cpu, memory = json.loads(out["stdout"])
+    (size,) = (s for s in DEFAULT_SIZES if s.name == name)
+    assert (cpu, memory) == (size.cpu, size.memory_gib * GIB)
 
 
 def test_dask_reads_the_lab_environment(lab: LabSession) -> None:

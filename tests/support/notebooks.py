@@ -1,53 +1,43 @@
-"""Run the tutorial notebooks the way a user does: a real Skydeck kernel, a real platform.
+"""Run the tutorial notebooks the way a user does: in a lab the hub spawned.
 
 The platform is the real hub (`release_hub`, ``skydeck up`` over the tiny
-release) with its managed services (TAP, cutouts, dask-gateway).  A real lab is
-spawned once for the user ``tutorial-runner``; the discovery environment that
-the spawner gave that lab (``SKYDECK_*`` and ``JUPYTERHUB_*``, read from inside
-its kernel) is the environment every notebook kernel gets.  Each notebook then
-runs top to bottom with nbclient in a fresh "skydeck" kernel whose working
-directory is a fresh copy of ``tutorials/`` in a scratch home, so no notebook
-can lean on another one's state.
+release) with its managed services (TAP, cutouts, dask-gateway).  For each lab
+size the default quota offers, one user's lab is spawned with the options the
+spawn form sends (``size``); its spawner delivers the tutorials into the user's
+home ``tutorials/`` at first start, as for anyone.  Each notebook then runs there,
+cell by cell, in a fresh kernel of that lab (a session of the notebook, so the
+kernel's working directory is ``tutorials/``), through the lab's Jupyter server
+REST and websocket API behind the hub's proxy, with the user's token: the client
+is the product's (`skydeck.hub.check._lab.run_notebook`), as ``skydeck check``
+runs them.  The first failing cell fails the test with its traceback.
 
 The benchmark (benchmarks/bench_notebooks.py) reuses `execute_notebook`.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
 import pytest
-from jupyter_client.manager import AsyncKernelManager
-from nbclient import NotebookClient
 
+from skydeck.hub.check._lab import DEFAULT_KERNEL, NotebookRun, run_notebook
+from skydeck.hub.tutorials import SUBDIR
 from support.hub import RunningHub
-from support.lab import LabSession
+from support.lab import DEFAULT_OFFERED_SIZES, LabKernel, sizes_offered
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS_DIR = REPO / "notebooks"
 
 #: Kernel every tutorial declares and runs in.
-KERNEL_NAME = "skydeck"
-
-#: The user whose lab provides the discovery environment.
-RUNNER_USER = "tutorial-runner"
+KERNEL_NAME = DEFAULT_KERNEL
 
 #: Per-cell timeout: the benchmark target is 60 s per notebook, so 5 min means "broken".
 CELL_TIMEOUT = 300
 
-_READ_ENV = (
-    "import json, os\n"
-    "print(json.dumps({k: v for k, v in os.environ.items()"
-    " if k.startswith(('SKYDECK_', 'JUPYTERHUB_', 'DASK_'))}))"
-)
+#: The user whose lab runs the tutorials (one per size, so each lab gets a fresh home).
+RUNNER_USER = "tutorial-runner"
 
 
 def list_notebooks() -> list[Path]:
@@ -56,71 +46,47 @@ def list_notebooks() -> list[Path]:
 
 
 @dataclass
-class RunResult:
-    """One executed notebook."""
+class TutorialLab:
+    """A user's lab spawned through the hub, with the tutorials its spawner delivered."""
 
-    path: Path
-    seconds: float
-    notebook: nbformat.NotebookNode
+    hub: RunningHub
+    user: str
+    size: str
+    server_url: str
+    token: str
+
+    def delivered(self) -> list[str]:
+        """Names of the notebooks in the user's ``tutorials/`` (contents API)."""
+        response = LabKernel(self.server_url, self.token).request("GET", f"/contents/{SUBDIR}")
+        response.raise_for_status()
+        return sorted(
+            item["name"] for item in response.json()["content"] if item["type"] == "notebook"
+        )
 
 
-def execute_notebook(
-    notebook: Path, home: Path, env: dict[str, str], timeout: int = CELL_TIMEOUT
-) -> RunResult:
-    """Run ``notebook`` in a fresh Skydeck kernel from ``home/tutorials``.
+def spawn_tutorial_lab(hub: RunningHub, size: str, user: str | None = None) -> TutorialLab:
+    """Spawn ``user``'s lab of ``size`` as the spawn form would (``size`` option)."""
+    user = user or f"{RUNNER_USER}-{size}"
+    token = hub.user_token(user)
+    offered = sizes_offered(hub.url, user, token)
+    if size not in offered:
+        raise AssertionError(f"size {size!r} is not offered to {user}: {offered}")
+    url = hub.start_server(user, size=size)
+    return TutorialLab(hub, user, size, url, token)
 
-    The copy is executed where a user would open it; the kernel's environment
-    is this process's plus ``env`` (the discovery contract) with ``HOME=home``.
-    Raises `nbclient.exceptions.CellExecutionError` with the failing cell's
-    traceback if any cell fails (the notebooks assert their own results).
+
+def execute_notebook(lab: TutorialLab, name: str, timeout: float = CELL_TIMEOUT) -> NotebookRun:
+    """Run ``tutorials/<name>`` in a fresh kernel of ``lab``, cell by cell.
+
+    Raises `skydeck.hub.check._lab.CellError` (notebook, cell, source and traceback)
+    at the first failing cell; the notebooks assert their own results.
     """
-    workdir = home / "tutorials"
-    workdir.mkdir(parents=True, exist_ok=True)
-    copy = workdir / notebook.name
-    shutil.copyfile(notebook, copy)
-    nb = nbformat.read(copy, as_version=4)
-    # IPC sockets, not TCP: no port races with the other servers and kernels on the machine.
-    ipc = Path(tempfile.mkdtemp(prefix="kernel-")) / "ipc"
-    manager = AsyncKernelManager(kernel_name=KERNEL_NAME, transport="ipc", ip=str(ipc))
-    client = NotebookClient(
-        nb,
-        km=manager,
-        timeout=timeout,
-        kernel_name=KERNEL_NAME,
-        resources={"metadata": {"path": str(workdir)}},
-        allow_errors=False,
-    )
-    kernel_env = {**os.environ, **env, "HOME": str(home)}
-    # Kernels must not inherit the test process's own service settings or venv leaks.
-    kernel_env.pop("PYTEST_CURRENT_TEST", None)
-    start = time.perf_counter()
-    try:
-        client.execute(env=kernel_env, cwd=str(workdir))
-    finally:
-        shutil.rmtree(ipc.parent, ignore_errors=True)
-    seconds = time.perf_counter() - start
-    return RunResult(copy, seconds, nb)
+    return run_notebook(lab.server_url, lab.token, f"{SUBDIR}/{name}", timeout=timeout)
 
 
-def lab_discovery_environment(hub: RunningHub, user: str = RUNNER_USER) -> dict[str, str]:
-    """Spawn ``user``'s real lab and return the discovery variables its kernel sees.
-
-    The lab stays running so that its ``JUPYTERHUB_API_TOKEN`` stays valid.
-    """
-    server_url = hub.start_server(user)
-    session = LabSession(server_url, hub.user_token(user)).start()
-    try:
-        found: dict[str, str] = json.loads(session.execute(_READ_ENV)["stdout"])
-    finally:
-        session.shutdown()
-    if "SKYDECK_RELEASE" not in found:
-        raise AssertionError(f"the lab of {user} got no SKYDECK_RELEASE: {sorted(found)}")
-    return found
-
-
-@pytest.fixture(scope="session")
-def notebook_environment(release_hub: RunningHub) -> Iterator[dict[str, str]]:
-    """The discovery environment of a real lab on the hub serving the tiny release."""
-    env = lab_discovery_environment(release_hub)
-    yield env
-    release_hub.stop_server(RUNNER_USER)
+@pytest.fixture(scope="module", params=DEFAULT_OFFERED_SIZES)
+def tutorial_lab(release_hub: RunningHub, request: pytest.FixtureRequest) -> Iterator[TutorialLab]:
+    """One lab per size the default quota offers, on the hub serving the tiny release."""
+    lab = spawn_tutorial_lab(release_hub, request.param)
+    yield lab
+    release_hub.stop_server(lab.user)
