@@ -1,4 +1,12 @@
-"""skydeck.lab in this process, against the mini release: API, errors, LocalCluster fallback."""
+"""skydeck.lab in this process, against the mini release: API, errors, LocalCluster fallback.
+
+Why not in a spawned lab (the rule for lab-side tests): these tests set the discovery
+variables by hand to reach states a hub never produces on purpose (a TAP or gateway
+port nobody answers at, a missing release, a 1-core ``CPU_LIMIT``) and check the
+error each state gives, in seconds.  The same functions in labs the hub spawned, with
+the environment a user gets, are tested in test_lab_platform.py, test_lab_release.py
+and test_lab_environment.py; values set here use the spawner's forms (integer strings).
+"""
 
 from __future__ import annotations
 

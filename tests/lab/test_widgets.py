@@ -1,4 +1,10 @@
-"""The image widgets in process: stretches, the viewer's data, overlay, gallery, RGB."""
+"""The image widgets in process: stretches, the viewer's data, overlay, gallery, RGB.
+
+Why not in a spawned lab: these check the widgets' numbers (pixel arrays, overlay
+positions) in process against a mini image repository, which a kernel could only
+return serialised.  The widgets in a lab the hub spawned, with a user's environment
+(Butler reads included), are tested in test_widgets_browser.py.
+"""
 
 from __future__ import annotations
 

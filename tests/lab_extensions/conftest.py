@@ -4,6 +4,12 @@ Two labs per session: ``services_lab`` talks to small stand-in TAP and quota
 servers (fixed VOSI / UWS / quota documents, see `StandIns`) and has tutorials;
 ``bare_lab`` has no quota service, a TAP URL nobody answers at, and no tutorials,
 to check that everything degrades with a clear message.
+
+Why not labs spawned through the hub (the rule for lab-side tests): the extension's
+panels are checked against fixed VOSI / UWS / quota documents and against services
+that are absent or dead, states a real hub does not produce on demand.  The same
+extension in a lab spawned by ``skydeck up`` with the real TAP and quota services is
+tested in test_platform.py.
 """
 
 from __future__ import annotations
