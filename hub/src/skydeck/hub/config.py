@@ -182,6 +182,12 @@ def configure_hub(c: Any, settings: HubSettings) -> None:
     # Labs read a release on S3 (and its PostgreSQL registry) with the hub's settings.
     c.SkydeckLocalSpawner.env_keep = [*_spawner_env_keep(), *BACKEND_ENV]
     c.Spawner.http_timeout = 120
+    # Stopping a lab: SIGTERM at once, SIGKILL 5 s later.  A Jupyter server answers SIGINT
+    # (JupyterHub's first step) by asking on its terminal whether to shut down, so with
+    # the local-process defaults (SIGINT, up to 30 s, SIGTERM, up to 30 s) a lab could
+    # take up to a minute to stop.
+    c.SkydeckLocalSpawner.interrupt_timeout = 0
+    c.SkydeckLocalSpawner.term_timeout = 5
 
     # Managed services contributed by the other components (entry points).
     services: list[dict[str, Any]] = []

@@ -5,6 +5,11 @@ any process started below it (the proxy, every lab, every kernel, the managed
 services) that loses its parent is re-parented to ``skydeck up`` instead of
 init.  After the hub exits, whatever is left below ``skydeck up`` is stopped, so
 Ctrl-C leaves no orphans even if the hub itself crashed.
+
+The hub runs in a session of its own, so a terminal's Ctrl-C reaches only ``skydeck
+up``, which forwards exactly one SIGTERM (a second signal used to start a second,
+racing clean-up in the hub); the hub (`skydeck.hub._hub_app`) then stops its services
+and labs all at once.
 """
 
 from __future__ import annotations
@@ -39,10 +44,21 @@ def become_subreaper() -> bool:
     return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
 
 
-def stop_descendants(grace: float = 10.0) -> list[int]:
-    """SIGTERM every process below this one, then SIGKILL what is still there."""
+#: Seconds the leftovers of a stopped hub get between SIGTERM and SIGKILL.
+LEFTOVER_GRACE = 5.0
+
+
+def stop_descendants(grace: float = LEFTOVER_GRACE) -> list[int]:
+    """SIGTERM every process below this one, then SIGKILL what is still there.
+
+    Returns the pids of the processes that were still running (exited ones are reaped).
+    """
     me = psutil.Process()
     procs = me.children(recursive=True)
+    running = _running_descendants()
+    for proc in running:
+        with contextlib.suppress(psutil.Error):
+            log.info("stopping leftover process %d (%s)", proc.pid, " ".join(proc.cmdline()))
     for proc in procs:
         with contextlib.suppress(psutil.Error):
             proc.terminate()
@@ -55,7 +71,17 @@ def stop_descendants(grace: float = 10.0) -> list[int]:
     for proc in me.children(recursive=True):
         with contextlib.suppress(psutil.Error):
             proc.kill()
-    return [p.pid for p in procs]
+    return [p.pid for p in running]
+
+
+def _running_descendants() -> list[psutil.Process]:
+    """Processes below this one that have not exited (exited ones wait to be reaped)."""
+    running = []
+    for proc in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                running.append(proc)
+    return running
 
 
 def announce_when_ready(url: str, hub: subprocess.Popen[bytes], timeout: float = 600) -> None:
@@ -79,12 +105,13 @@ def run_hub(settings: HubSettings, log_level: str = "INFO") -> int:
     cmd = [
         sys.executable,
         "-m",
-        "jupyterhub",
+        "skydeck.hub._hub_app",
         "-f",
         str(CONFIG_FILE),
         f"--log-level={log_level}",
     ]
-    hub = subprocess.Popen(cmd, env=env, cwd=settings.data_dir / "hub")
+    # A session of its own: signals reach the hub only through forward() below.
+    hub = subprocess.Popen(cmd, env=env, cwd=settings.data_dir / "hub", start_new_session=True)
     threading.Thread(
         target=announce_when_ready, args=(settings.public_url, hub), daemon=True
     ).start()
@@ -92,7 +119,11 @@ def run_hub(settings: HubSettings, log_level: str = "INFO") -> int:
 
     def forward(signum: int, _frame: object) -> None:
         nonlocal stopping
+        if stopping:
+            log.info("still stopping; the hub is stopping its services and labs")
+            return
         stopping = True
+        log.info("stopping everything (%s)", signal.Signals(signum).name)
         with contextlib.suppress(ProcessLookupError):
             hub.send_signal(signal.SIGTERM)
 
@@ -107,9 +138,9 @@ def run_hub(settings: HubSettings, log_level: str = "INFO") -> int:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-        # Give the hub's own clean-up a moment to finish, then stop the rest.
+        # Give what the hub stopped a moment to exit, then stop the rest.
         deadline = time.monotonic() + 2
-        while time.monotonic() < deadline and psutil.Process().children():
+        while time.monotonic() < deadline and _running_descendants():
             time.sleep(0.1)
         leftovers = stop_descendants()
         if leftovers:
