@@ -81,6 +81,20 @@ _DESCRIPTION_OVERRIDES: dict[str, dict[str, str]] = {
             "profiles fitted on the coadd (a simplified cModel)."
             for b in _BANDS
         },
+        **{
+            f"{b}_blendedness": "Measure of how much the flux is affected by neighbors, "
+            "(1 - child_flux/parent_flux), from PSF-Gaussian-weighted sums of the absolute "
+            "pixel values of the coadd (parent) and of the coadd without the pixels the "
+            "deblender gave to the other children (child); 0 for isolated sources. See "
+            f"section 4.9.11 of Bosch et al. 2018, PASJ, 70, S5. Measured on {b}-band."
+            for b in _BANDS
+        },
+        "detect_isDeblendedModelSource": "True if source has no children and is in the inner "
+        "region of a coadd patch and is in the inner region of a coadd tract and is not a sky "
+        "source and is a deblended child (Skydeck's deblender splits footprints among their "
+        "peaks by a watershed of the S/N map; it fits no scarlet models).",
+        "sky_object": "No source was detected here. This object exists to characterize "
+        "properties of the sky background. Skydeck places no sky objects: always false.",
     },
 }
 
@@ -209,6 +223,23 @@ def validate(schema: dict[str, Any]) -> None:
     from felis.datamodel import Schema
 
     Schema.model_validate(schema)
+
+
+def coverage_table(published: dict[str, Any]) -> str:
+    """A Markdown table of how many of each DP0.2 table's columns ``published`` (a release
+    felis schema) publishes; Skydeck extras and the HATS index do not count."""
+    published_tables = {t["name"]: {c["name"] for c in t["columns"]} for t in published["tables"]}
+    lines = ["| DP0.2 table | DP0.2 columns | published | % |", "| --- | ---: | ---: | ---: |"]
+    total_dp02 = total_published = 0
+    for table in dp02_schema()["tables"]:
+        names = {c["name"] for c in table["columns"]}
+        n = len(names & published_tables.get(table["name"], set()))
+        total_dp02 += len(names)
+        total_published += n
+        lines.append(f"| {table['name']} | {len(names)} | {n} | {100 * n / len(names):.0f} |")
+    pct = 100 * total_published / total_dp02
+    lines.append(f"| **all** | {total_dp02} | {total_published} | {pct:.0f} |")
+    return "\n".join(lines) + "\n"
 
 
 def write_published_schemas(tables_dir: Path, layout: ReleaseLayout) -> list[Path]:
