@@ -114,3 +114,15 @@ def test_teams_are_synced_again_at_each_login(
     assert user["admin"] is True
     stars = github_hub.api("GET", "/groups/rubin-sci:stars").json()
     assert "ada" not in stars["users"]
+
+
+def test_a_name_that_breaks_the_user_name_rule_is_refused_with_it(
+    github_hub: RunningHub, module_github: FakeGitHub, page: Page
+) -> None:
+    """GitHub allows no "_"; a provider answering one meets Skydeck's one user-name rule."""
+    module_github.add_account("odd_name", orgs={"rubin-sci"})
+    _sign_in(page, github_hub, "odd_name")
+    page.wait_for_url("**/hub/oauth_callback**")
+    expect(page.locator("h1")).to_contain_text("403")
+    expect(page.locator("body")).to_contain_text("User names are 1 to 39 characters long")
+    assert github_hub.api("GET", "/users/odd_name").status_code == 404
