@@ -106,3 +106,19 @@ def test_unreachable_quota_service_refuses_queries(tap_release, tmp_path):
         assert requests.get(server.url + "/tables", timeout=60).status_code == 200
     finally:
         server.stop()
+
+
+def test_too_many_running_queries_answer_429_with_retry_after(tap_release, tmp_path):
+    """TAP's own concurrency refusal says when to retry too (every 429 does)."""
+    server = start_tap_server(
+        Path(str(tap_release.layout.root)),
+        tmp_path / "tap",
+        env={"SKYDECK_TAP_MAX_CONCURRENT_PER_USER": "0"},
+    )
+    try:
+        response = server.sync(QUERY)
+        assert response.status_code == 429, response.text
+        assert int(response.headers["Retry-After"]) >= 1
+        assert "queries running" in _message(response)
+    finally:
+        server.stop()
