@@ -1,10 +1,11 @@
 """A lab's environment, as the spawner gives it, is readable by the libraries users call.
 
 The lab is spawned through the real hub (``skydeck up`` serving the tiny release)
-with the options the spawn form sends (``size``), once per size the default quota
-offers.  Labs used to get JupyterHub's ``CPU_LIMIT="2.0"``, and lsst.resources
-(Butler reads) parses it with ``int()``: tutorials 03a, 04a and 05 failed for users
-while the tests, whose kernels had another environment, stayed green.
+with the options the spawn form sends (none when a single size is offered), once
+per size the default quota offers.  Labs used to get JupyterHub's
+``CPU_LIMIT="2.0"``, and lsst.resources (Butler reads) parses it with ``int()``:
+tutorials 03a, 04a and 05 failed for users while the tests, whose kernels had
+another environment, stayed green.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 
 from skydeck.hub.quota.model import DEFAULT_SIZES, GIB
 from support.hub import RunningHub
-from support.lab import DEFAULT_OFFERED_SIZES, LabSession, sizes_offered
+from support.lab import DEFAULT_OFFERED_SIZES, LabSession, sizes_offered, spawn_options
 
 pytestmark = pytest.mark.slow
 
@@ -50,8 +51,9 @@ print(json.dumps({"shape": list(image.image.array.shape), "workers": _get_defaul
 def lab(release_hub: RunningHub, request: pytest.FixtureRequest) -> Iterator[LabSession]:
     size: str = request.param
     token = release_hub.user_token(USER)
-    assert sizes_offered(release_hub.url, USER, token) == DEFAULT_OFFERED_SIZES
-    url = release_hub.start_server(USER, size=size)
+    offered = sizes_offered(release_hub.url, USER, token)
+    assert offered == DEFAULT_OFFERED_SIZES
+    url = release_hub.start_server(USER, **spawn_options(size, offered))
     session = LabSession(url, token).start()
     yield session
     session.shutdown()

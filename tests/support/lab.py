@@ -16,7 +16,14 @@ import requests
 from skydeck.hub.check._lab import KernelError, LabKernel
 from skydeck.hub.quota.model import Policy, Quota, offered_sizes
 
-__all__ = ["DEFAULT_OFFERED_SIZES", "KernelError", "LabKernel", "LabSession", "sizes_offered"]
+__all__ = [
+    "DEFAULT_OFFERED_SIZES",
+    "KernelError",
+    "LabKernel",
+    "LabSession",
+    "sizes_offered",
+    "spawn_options",
+]
 
 #: The lab sizes the default quota offers a user in no group (the spawn form's menu).
 DEFAULT_OFFERED_SIZES = [size.name for size in offered_sizes(Policy(), Quota().lab)]
@@ -31,6 +38,14 @@ def sizes_offered(hub_url: str, user: str, token: str) -> list[str]:
     )
     response.raise_for_status()
     return [size["name"] for size in response.json()["sizes"]]
+
+
+def spawn_options(size: str, offered: list[str]) -> dict[str, str]:
+    """What the spawn form sends for ``size``: ``{"size": ...}`` from its menu, or nothing
+    when a single size is offered (then there is no menu and the lab starts at once)."""
+    if size not in offered:
+        raise AssertionError(f"size {size!r} is not offered: {offered}")
+    return {"size": size} if len(offered) > 1 else {}
 
 
 class LabSession:

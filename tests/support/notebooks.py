@@ -3,8 +3,9 @@
 The platform is the real hub (`release_hub`, ``skydeck up`` over the tiny
 release) with its managed services (TAP, cutouts, dask-gateway).  For each lab
 size the default quota offers, one user's lab is spawned with the options the
-spawn form sends (``size``); its spawner delivers the tutorials into the user's
-home ``tutorials/`` at first start, as for anyone.  Each notebook then runs there,
+spawn form sends (``size``, or none when one size is offered); its spawner
+delivers the tutorials into the user's home ``tutorials/`` at first start, as for
+anyone.  Each notebook then runs there,
 cell by cell, in a fresh kernel of that lab (a session of the notebook, so the
 kernel's working directory is ``tutorials/``), through the lab's Jupyter server
 REST and websocket API behind the hub's proxy, with the user's token: the client
@@ -25,7 +26,7 @@ import pytest
 from skydeck.hub.check._lab import DEFAULT_KERNEL, NotebookRun, run_notebook
 from skydeck.hub.tutorials import SUBDIR
 from support.hub import RunningHub
-from support.lab import DEFAULT_OFFERED_SIZES, LabKernel, sizes_offered
+from support.lab import DEFAULT_OFFERED_SIZES, LabKernel, sizes_offered, spawn_options
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS_DIR = REPO / "notebooks"
@@ -65,13 +66,10 @@ class TutorialLab:
 
 
 def spawn_tutorial_lab(hub: RunningHub, size: str, user: str | None = None) -> TutorialLab:
-    """Spawn ``user``'s lab of ``size`` as the spawn form would (``size`` option)."""
+    """Spawn ``user``'s lab of ``size`` with the options the spawn form sends."""
     user = user or f"{RUNNER_USER}-{size}"
     token = hub.user_token(user)
-    offered = sizes_offered(hub.url, user, token)
-    if size not in offered:
-        raise AssertionError(f"size {size!r} is not offered to {user}: {offered}")
-    url = hub.start_server(user, size=size)
+    url = hub.start_server(user, **spawn_options(size, sizes_offered(hub.url, user, token)))
     return TutorialLab(hub, user, size, url, token)
 
 
