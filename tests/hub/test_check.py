@@ -80,6 +80,7 @@ def by_status(report: dict[str, Any], status: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_check_is_green_on_a_working_platform(release_hub: RunningHub, tmp_path: Path) -> None:
     status, output, report = run_check(
         release_hub,
@@ -156,9 +157,11 @@ def test_an_unreachable_hub_fails_the_login_check(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # 3 sizes x 11 tutorials: about 30 min on a busy 2-core machine
 def test_every_tutorial_runs_at_every_size(release_hub: RunningHub, tmp_path: Path) -> None:
     """The whole round a bot makes, as issue 14 asks: every size, every tutorial."""
     bot = "bot-full-1"
+    release_hub.ensure_user(bot)  # a quota override is for a user the hub knows
     response = requests.put(
         f"{release_hub.url}/services/quota/api/users/{bot}/override",
         json={"quota": {"lab": {"cpu": None, "memory_gib": None}}, "reason": "every size"},
