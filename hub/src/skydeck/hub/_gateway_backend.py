@@ -28,6 +28,7 @@ from traitlets.config import Config
 
 from skydeck.hub.gateway import GIB, DaskLimits, GatewaySettings, encryption_key
 from skydeck.hub.services import BACKEND_ENV
+from skydeck.service import QuotaClient, QuotaUnavailable
 
 
 class LimitError(PublicException):
@@ -100,35 +101,32 @@ def dask_limits_from_quota(payload: Any, base: DaskLimits) -> DaskLimits:
 class QuotaLimits:
     """Per-user limits from the quota service, on top of the configured ones.
 
-    The seam for ``skydeck.hub.quota``: ``GET <quota_url>api/users/<name>/quota``
-    with the gateway's hub token; its ``dask`` limits (``clusters``, ``workers``,
-    ``cores``, ``memory_gib``) replace the configured ones.
+    Asked through the services' one quota client (`skydeck.service.QuotaClient`:
+    ``GET <quota_url>api/users/<name>/quota`` with the gateway's hub token, names
+    encoded); its ``dask`` limits (``clusters``, ``workers``, ``cores``,
+    ``memory_gib``) replace the configured ones. When the quota service cannot be
+    asked, no cluster is sized (closed, like every enforcer).
     """
 
-    def __init__(self, quota_url: str, token: str, base: DaskLimits) -> None:
-        self.quota_url = quota_url if quota_url.endswith("/") else quota_url + "/"
-        self.token = token
+    def __init__(self, client: QuotaClient, base: DaskLimits) -> None:
+        self.client = client
         self.base = base
 
-    async def for_user(self, session: Any, user: str) -> DaskLimits:
-        url = f"{self.quota_url}api/users/{quote(user)}/quota"
-        headers = {"Authorization": f"token {self.token}"}
+    async def for_user(self, user: str) -> DaskLimits:
         try:
-            async with session.get(url, headers=headers) as response:
-                if response.status == 404:  # no quota recorded for this user: the defaults
-                    return self.base
-                response.raise_for_status()
-                payload = await response.json()
-        except Exception as error:
+            dask = await asyncio.to_thread(self.client.limits, user, "dask")
+        except QuotaUnavailable as error:
             raise PublicException(
-                "the quota service did not answer, so no new Dask cluster can be sized right "
-                f"now ({error}); try again in a minute, or ask your administrator"
-            ) from error
-        return dask_limits_from_quota(payload, self.base)
+                f"{error.message}: no new Dask cluster can be sized right now "
+                "(ask your administrator if this persists)"
+            ) from None
+        return dask_limits_from_quota(dask, self.base)
 
 
 class SkydeckGatewayBackend(UnsafeLocalBackend):
     """Local-process clusters with Skydeck's per-user limits and orphan reaping."""
+
+    _quota: QuotaClient | None = None  # the quota service's client, made on first use
 
     max_clusters_per_user = IntegerTrait(
         DaskLimits.max_clusters,
@@ -237,8 +235,10 @@ class SkydeckGatewayBackend(UnsafeLocalBackend):
         base = self.configured_limits()
         if not self.quota_url:
             return base
-        token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
-        return await QuotaLimits(self.quota_url, token, base).for_user(self.session, username)
+        if self._quota is None:
+            token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
+            self._quota = QuotaClient(self.quota_url, token)
+        return await QuotaLimits(self._quota, base).for_user(username)
 
     async def get_cluster_options(self, user: Any) -> Options:
         return cluster_options(await self.limits_for(user.name))
