@@ -44,8 +44,15 @@ class Measurement:
 
     @property
     def p90(self) -> float:
+        return self.quantile(0.9)
+
+    @property
+    def p99(self) -> float:
+        return self.quantile(0.99)
+
+    def quantile(self, q: float) -> float:
         ordered = sorted(self.samples)
-        return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 @dataclass
@@ -73,7 +80,13 @@ class Report:
             "machine": {"python": platform.python_version(), "platform": platform.platform()},
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "measurements": [
-                {**asdict(m), "p50": m.p50, "p90": m.p90, "ratio_to_baseline": self.ratio(m)}
+                {
+                    **asdict(m),
+                    "p50": m.p50,
+                    "p90": m.p90,
+                    "p99": m.p99,
+                    "ratio_to_baseline": self.ratio(m),
+                }
                 for m in self.measurements
             ],
         }
@@ -82,15 +95,15 @@ class Report:
         lines = [
             f"### {self.benchmark}",
             "",
-            "| measurement | p50 | p90 | n | ratio to baseline | target |",
-            "|---|---|---|---|---|---|",
+            "| measurement | p50 | p90 | p99 | n | ratio to baseline | target | note |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for m in self.measurements:
             ratio = self.ratio(m)
             ratio_text = f"{ratio:.2f}x {m.baseline}" if ratio is not None else ""
             lines.append(
-                f"| {m.name} | {m.p50:.4g} {m.unit} | {m.p90:.4g} {m.unit} | {len(m.samples)} "
-                f"| {ratio_text} | {m.target} |"
+                f"| {m.name} | {m.p50:.4g} {m.unit} | {m.p90:.4g} {m.unit} | {m.p99:.4g} {m.unit} "
+                f"| {len(m.samples)} | {ratio_text} | {m.target} | {m.note} |"
             )
         return "\n".join(lines) + "\n"
 
