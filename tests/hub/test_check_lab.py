@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import nbformat
 import pytest
 
-from skydeck.hub.check._lab import CellError, KernelError, LabKernel, run_notebook
+from skydeck.hub.check._lab import CellError, KernelError, LabError, LabKernel, run_notebook
 from support.hub import RunningHub
 
 pytestmark = pytest.mark.slow
@@ -86,3 +86,14 @@ def test_kernels_are_stopped_afterwards(lab: tuple[str, str]) -> None:
     client = LabKernel(*lab)
     assert client.request("GET", "/sessions").json() == []
     assert client.request("GET", "/kernels").json() == []
+
+
+def test_a_lab_stopped_under_a_running_cell_is_a_lab_error(hub: RunningHub) -> None:
+    user = "lab-client-stopped"
+    kernel = LabKernel(hub.start_server(user), hub.user_token(user)).start()
+    kernel.execute("import time")
+    hub.api("DELETE", f"/users/{user}/server")  # as the idle culler or an admin would
+    with pytest.raises(LabError, match="closed the kernel's connection"):
+        kernel.execute("time.sleep(120)", timeout=100)
+    kernel.shutdown()  # nothing left to stop, and no error about it
+    hub.stop_server(user)

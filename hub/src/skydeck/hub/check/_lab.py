@@ -13,6 +13,7 @@ and a Kubernetes deployment.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import posixpath
 import re
@@ -25,6 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 #: The kernel every Skydeck lab offers (the only one it allows).
@@ -168,7 +170,10 @@ class LabKernel:
         if self._ws is None:
             raise LabError("the kernel is not started: call start() first")
         msg_id = uuid.uuid4().hex
-        self._ws.send(json.dumps(self._execute_request(msg_id, code)))
+        try:
+            self._ws.send(json.dumps(self._execute_request(msg_id, code)))
+        except ConnectionClosed as closed:
+            raise self._closed(closed, code) from None
         out = Execution()
         error: KernelError | None = None
         started = time.monotonic()
@@ -228,6 +233,8 @@ class LabKernel:
                 raw = self._ws.recv(timeout=remaining)
             except TimeoutError:
                 continue  # the deadline check above says what ran too long
+            except ConnectionClosed as closed:
+                raise self._closed(closed, code) from None
             if isinstance(raw, bytes):
                 continue  # binary frames carry buffers (widgets) that no check reads
             msg = json.loads(raw)
@@ -235,15 +242,25 @@ class LabKernel:
                 raise LabError(f"the kernel died (out of memory?) while running:\n{_indent(code)}")
             yield msg
 
+    def _closed(self, closed: ConnectionClosed, code: str) -> LabError:
+        return LabError(
+            f"the lab at {self.server_url} closed the kernel's connection ({closed}) "
+            f"running:\n{_indent(code)}\nWas the lab stopped or culled?"
+        )
+
     def shutdown(self) -> None:
-        """Close the websocket and stop the kernel (and its session)."""
+        """Close the websocket and stop the kernel (and its session).
+
+        A lab that is already gone has nothing left to stop: that is not an error
+        (so a failure of the code that ran is what the caller sees).
+        """
         if self._ws is not None:
             self._ws.close()
             self._ws = None
-        if self.session_id:
-            self.request("DELETE", f"/sessions/{self.session_id}")
-        elif self.kernel_id:
-            self.request("DELETE", f"/kernels/{self.kernel_id}")
+        path = f"/sessions/{self.session_id}" if self.session_id else f"/kernels/{self.kernel_id}"
+        if self.session_id or self.kernel_id:
+            with contextlib.suppress(requests.RequestException):
+                self.request("DELETE", path)
         self.session_id = self.kernel_id = ""
 
     def __enter__(self) -> LabKernel:
