@@ -24,11 +24,14 @@ from ._geometry import Cone, box_cone, enclosing_cone, encode_vertices
 class AdqlError(Exception):
     """A query the service cannot run; the message says why and what to do."""
 
-    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
+    def __init__(
+        self, message: str, line: int | None = None, column: int | None = None, status: int = 400
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.line = line
         self.column = column
+        self.status = status  # the HTTP status to answer with
 
 
 #: Functions that are not typed in sqlglot's grammar but are part of the ADQL we accept.

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -175,9 +177,14 @@ class Engine:
         *,
         threads: int | None = None,
         memory_limit: str | None = None,
+        query_memory_limit: str | None = None,
+        temp_directory: Path | None = None,
+        max_temp_size: str | None = None,
         schema_names: dict[str, str] | None = None,
     ) -> None:
         self.layout = layout
+        #: memory of one query's intermediates (sorts, hash tables) unless a caller says less
+        self.query_memory_limit = query_memory_limit
         renames = DEFAULT_SCHEMA_NAMES if schema_names is None else schema_names
         #: felis schema names still accepted in queries, lower case -> published name
         self.schema_aliases = {old.lower(): new for old, new in renames.items()}
@@ -191,34 +198,49 @@ class Engine:
         self.schemas: list[SchemaInfo] = [*schemas, self.tap_schema]
         self.tables: dict[str, HatsTable] = {t.info.name.lower(): t for t in tables}
         self.fanout: FanOut | None = None  # set by the factory when a Dask cluster is configured
-        self._db = duckdb.connect(":memory:")
-        self._lock = threading.Lock()
-        if layout.root.protocol not in ("", "file", "local"):
+        self._tables_in_release = tables
+        self._threads = threads
+        self._temp_directory = temp_directory
+        self._max_temp_size = max_temp_size
+        if temp_directory is not None:  # spilled intermediates, bounded, in the service's data
+            temp_directory.mkdir(parents=True, exist_ok=True)
+        self.query_memory_limit = query_memory_limit or memory_limit
+        self._databases = _Databases(self._open, parse_size(memory_limit) if memory_limit else None)
+        self._databases.warm(self.query_memory_limit)  # a broken release fails here, not later
+
+    def _open(self, memory_limit: str | None) -> duckdb.DuckDBPyConnection:
+        """A DuckDB database for one query at a time: views over the release, sandboxed."""
+        db = duckdb.connect(":memory:")
+        if self.layout.root.protocol not in ("", "file", "local"):
             # An object-store release (s3://...) is read through its fsspec filesystem (s3fs,
             # configured by AWS_ENDPOINT_URL & co.), not DuckDB's httpfs extension, which
             # would have to be downloaded at run time.
-            self._db.register_filesystem(layout.root.fs)
-        if threads:
-            self._db.execute(f"SET threads = {int(threads)}")
+            db.register_filesystem(self.layout.root.fs)
+        if self._threads:
+            db.execute(f"SET threads = {int(self._threads)}")
         # parquet footers are read once, not on every query (files of a release never change
         # in place: a new release is published by renaming a whole directory)
-        self._db.execute("SET parquet_metadata_cache = true")
-        if memory_limit:
-            self._db.execute(f"SET memory_limit = '{memory_limit}'")
+        db.execute("SET parquet_metadata_cache = true")
+        if memory_limit:  # DuckDB enforces memory per database: this one runs one query
+            db.execute("SET memory_limit = ?", [memory_limit])
+        if self._temp_directory is not None:
+            db.execute("SET temp_directory = ?", [str(self._temp_directory)])
+        if self._max_temp_size:
+            db.execute("SET max_temp_directory_size = ?", [self._max_temp_size])
         for macro in SQL_MACROS:
-            self._db.execute(macro)
-        self._db.create_function(  # type: ignore[call-overload]
+            db.execute(macro)
+        db.create_function(  # type: ignore[call-overload]
             "adql_in_polygon", polygon_udf, ["DOUBLE", "DOUBLE", "VARCHAR"], "BOOLEAN", type="arrow"
         )
-        for table in tables:
-            self._create_view(table)
-        self._create_tap_schema()
-        # From here on queries may read only the release files, nothing else on this host.
-        allowed = sorted({p.path.rsplit("/", 1)[0] + "/" for t in tables for p in t.partitions})
-        if allowed and all(not a.startswith(("s3://", "gs://", "http")) for a in allowed):
-            self._db.execute("SET allowed_directories = ?", [allowed])
-            self._db.execute("SET enable_external_access = false")
-        self._db.execute("SET lock_configuration = true")
+        for table in self._tables_in_release:
+            self._create_view(db, table)
+        self._create_tap_schema(db)
+        # From here on queries may read only the release files, nothing else on this host or
+        # in the object store, wherever the release lives, and change no setting.
+        db.execute("SET allowed_directories = ?", [_allowed_directories(self._tables_in_release)])
+        db.execute("SET enable_external_access = false")
+        db.execute("SET lock_configuration = true")
+        return db
 
     # ----- setup -----------------------------------------------------------------------
     def _select_list(self, table: HatsTable) -> str:
@@ -237,18 +259,17 @@ class Engine:
         file_list = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         return f"SELECT {self._select_list(table)} FROM read_parquet([{file_list}]){where}"
 
-    def _create_view(self, table: HatsTable) -> None:
+    def _create_view(self, db: duckdb.DuckDBPyConnection, table: HatsTable) -> None:
         if not table.partitions:
             log.warning("table %s has no partitions; it is left out", table.info.name)
             return
-        self._db.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(table.info.schema)}")
-        self._db.execute(
+        db.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(table.info.schema)}")
+        db.execute(
             f"CREATE VIEW {_q(table.info.schema)}.{_q(table.info.short_name)} AS "
             + self._source_sql(table, table.files)
         )
 
-    def _create_tap_schema(self) -> None:
-        db = self._db
+    def _create_tap_schema(self, db: duckdb.DuckDBPyConnection) -> None:
         db.execute(f"CREATE SCHEMA {TAP_SCHEMA}")
         for info in self.tap_schema.tables:
             cols = ", ".join(f"{_q(c.name)} {_DUCK_TYPES[c.datatype]}" for c in info.columns)
@@ -394,8 +415,13 @@ class Engine:
         uploads: dict[str, pa.Table] | None = None,
         timeout: float | None = None,
         on_cursor: Callable[[Callable[[], None]], None] | None = None,
+        memory_limit: str | None = None,
     ) -> QueryResult:
-        """Run one ADQL query; at most ``maxrec`` rows (``overflow`` set if there were more)."""
+        """Run one ADQL query; at most ``maxrec`` rows (``overflow`` set if there were more).
+
+        ``memory_limit`` bounds the query's intermediates (default: the engine's per-query
+        limit); a query that needs more is refused with `AdqlError`.
+        """
         start = time.perf_counter()
         uploads = uploads or {}
         plan = self._fanout_plan(adql, uploads)
@@ -407,7 +433,8 @@ class Engine:
                 raise self._explain(error, translation) from None
         else:
             translation = self.translate(adql, uploads)
-            table = self._run_local(translation, maxrec, uploads, timeout, on_cursor, start)
+            memory = memory_limit or self.query_memory_limit
+            table = self._run_local(translation, maxrec, uploads, timeout, on_cursor, start, memory)
         info = {"fanout": str(len(plan.views))} if plan is not None else {}
         overflow = maxrec is not None and table.num_rows > maxrec
         if overflow and maxrec is not None:
@@ -442,17 +469,40 @@ class Engine:
         timeout: float | None,
         on_cursor: Callable[[Callable[[], None]], None] | None,
         start: float,
+        memory_limit: str | None = None,
     ) -> pa.Table:
         sql = translation.sql
         if maxrec is not None:
             sql = f"SELECT * FROM ({sql}) AS adql_result LIMIT {int(maxrec) + 1}"
-        cursor = self._db.cursor()
+        with self._databases.use(memory_limit or self.query_memory_limit) as (db, limit):
+            return self._run_on(db, limit, sql, translation, uploads, timeout, on_cursor, start)
+
+    def _run_on(
+        self,
+        db: duckdb.DuckDBPyConnection,
+        memory_limit: str | None,
+        sql: str,
+        translation: Translation,
+        uploads: dict[str, pa.Table],
+        timeout: float | None,
+        on_cursor: Callable[[Callable[[], None]], None] | None,
+        start: float,
+    ) -> pa.Table:
+        cursor = db.cursor()
         timer: threading.Timer | None = None
         try:
             for name, data in uploads.items():
                 cursor.register(f"__upload_{name}", data)
+            stopped = threading.Event()
+
+            def interrupt() -> None:
+                stopped.set()  # before the query started, interrupt() alone would be lost
+                cursor.interrupt()
+
             if on_cursor is not None:
-                on_cursor(cursor.interrupt)
+                on_cursor(interrupt)
+            if stopped.is_set():
+                raise AdqlError("The query was aborted.")
             if timeout:
                 timer = threading.Timer(timeout, cursor.interrupt)
                 timer.start()
@@ -465,6 +515,13 @@ class Engine:
                     f"The query ran longer than its {timeout:g} s execution limit and was stopped. "
                     "Add a spatial constraint or a TOP, or run it as an async job with a longer "
                     "EXECUTIONDURATION."
+                ) from None
+            except duckdb.OutOfMemoryException:
+                raise AdqlError(
+                    "The query needs more memory than your limit of "
+                    f"{memory_limit or 'this service'}: add a "
+                    "constraint (a smaller region, a TOP, fewer columns, a join condition) or "
+                    "split it into smaller queries."
                 ) from None
             except duckdb.Error as error:
                 raise self._explain(error, translation) from None
@@ -555,9 +612,7 @@ class Engine:
                 + (f" Did you mean {', '.join(hint)}?" if hint else "")
                 + " The columns are listed at /tables and in TAP_SCHEMA.columns."
             )
-        first = text.split("\n")[0]
-        first = re.sub(r"^[A-Za-z ]+ Error: ", "", first)
-        return AdqlError(f"The query could not be executed: {first}")
+        return AdqlError(f"The query could not be executed: {_public_message(text)}")
 
     def pixel_cover(self, cone: Cone) -> tuple[int, np.ndarray] | None:
         return cone_pixels(cone)
@@ -585,6 +640,112 @@ def _healpix_condition(column: str, order: int, pixels: np.ndarray, most: int = 
         f"{column} BETWEEN {lo} AND {hi}" for lo, hi in zip(lows, highs, strict=True)
     )
     return f"({column} BETWEEN {lows[0]} AND {highs[-1]} AND ({ranges}))"
+
+
+def parse_size(size: str) -> int | None:
+    """'1GB', '512MiB', '2 GiB' -> bytes (None when not understood)."""
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([KMGT]?)(i?)B?\s*", size, re.IGNORECASE)
+    if match is None:
+        return None
+    number, prefix, binary = match.groups()
+    power = "KMGT".find(prefix.upper()) + 1 if prefix else 0
+    return int(float(number) * (1024 if binary else 1000) ** power)
+
+
+class _Databases:
+    """DuckDB databases, each running one query at a time with its own memory limit.
+
+    DuckDB enforces memory per database, so a query gets a database of its own (reused,
+    not rebuilt, for later queries); together the running queries reserve at most
+    ``budget`` bytes, the process's limit. A query that finds the budget taken waits a
+    little, then is refused with a message.
+    """
+
+    def __init__(
+        self,
+        open_database: Callable[[str | None], duckdb.DuckDBPyConnection],
+        budget: int | None,
+        wait_seconds: float = 30.0,
+        keep_idle: int = 4,
+    ) -> None:
+        self._open = open_database
+        self._budget = budget
+        self._wait = wait_seconds
+        self._keep = keep_idle
+        self._idle: dict[str | None, list[duckdb.DuckDBPyConnection]] = {}
+        self._reserved = 0
+        self._cond = threading.Condition()
+
+    def warm(self, limit: str | None) -> None:
+        with self.use(limit):
+            pass
+
+    @contextlib.contextmanager
+    def use(self, limit: str | None) -> Iterator[tuple[duckdb.DuckDBPyConnection, str | None]]:
+        """A database for one query with at most ``limit`` memory (clamped to the budget)."""
+        need = parse_size(limit) if limit else None
+        if self._budget is not None and (need is None or need > self._budget):
+            need, limit = self._budget, f"{self._budget // 2**20}MiB"
+        need = need or 0
+        with self._cond:
+            free = self._cond.wait_for(
+                lambda: self._budget is None or self._reserved + need <= self._budget,
+                timeout=self._wait,
+            )
+            if not free:
+                raise AdqlError(
+                    "The TAP service's memory is taken by other queries right now; try again "
+                    "in a minute (or run the query as an async job).",
+                    status=503,
+                )
+            self._reserved += need
+            idle = self._idle.get(limit)
+            db = idle.pop() if idle else None
+        try:
+            if db is None:
+                db = self._open(limit)
+            yield db, limit
+        finally:
+            with self._cond:
+                self._reserved -= need
+                idle = self._idle.setdefault(limit, [])
+                if db is not None and len(idle) < self._keep:
+                    idle.append(db)
+                elif db is not None:
+                    db.close()
+                self._cond.notify_all()
+
+
+def _allowed_directories(tables: list[HatsTable]) -> list[str]:
+    """The directories of the release's partition files, in each spelling DuckDB checks.
+
+    A file read through a registered fsspec filesystem is checked both as written
+    (``s3://bucket/x``) and as that filesystem returns it from a glob (``s3:///bucket/x``).
+    """
+    allowed = set()
+    for table in tables:
+        for part in table.partitions:
+            folder = part.path.rsplit("/", 1)[0] + "/"
+            allowed.add(folder)
+            protocol, sep, rest = folder.partition("://")
+            if sep and not rest.startswith("/"):
+                allowed.add(f"{protocol}:///{rest}")
+    return sorted(allowed)
+
+
+#: a quoted name with a slash in it, or an absolute path: a file of this host or the store
+_PATHS = re.compile(
+    r"\"[^\"]*/[^\"]*\"|'[^']*/[^']*'|(?:[a-z][a-z0-9+.-]*:/)?/[\w.-]+(?:/[\w.*-]*)+"
+)
+
+
+def _public_message(text: str) -> str:
+    """DuckDB's error message, first line, without file paths or internal suggestions."""
+    first = text.split("\n")[0]
+    first = re.sub(r"^[A-Za-z ]+ Error: ", "", first)
+    first = re.split(r"\s*(?:Did you mean|Candidate|HINT|LINE \d)", first)[0]
+    first = _PATHS.sub("a file", first)
+    return first[:300]
 
 
 def _fixed_size(arraysize: str | None) -> int | None:

@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 import io
 import logging
+import re
 import secrets
 import shutil
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._adql import AdqlError
-from ._engine import Engine, QueryResult
+from ._engine import Engine, QueryResult, parse_size
 from ._formats import OutputFormat, find_format, serialise
 from ._quota import Limits, QuotaClient, QuotaUnavailable, combine
 from ._store import JobRecord, JobStore
@@ -33,6 +33,12 @@ log = logging.getLogger(__name__)
 
 ACTIVE_PHASES = {"PENDING", "QUEUED", "EXECUTING", "HELD", "SUSPENDED"}
 FINAL_PHASES = {"COMPLETED", "ERROR", "ABORTED", "ARCHIVED"}
+#: An UPLOAD table name: a plain ADQL identifier, so it can never be a path.
+UPLOAD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+#: A parameter name: letters, digits, '_', '.', '-' (TAP and UWS names, RUNID, ...).
+PARAMETER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+#: Most characters of a RUNID (the job database keeps 255).
+MAX_RUNID = 255
 
 
 class TapError(Exception):
@@ -104,6 +110,45 @@ class QueryService:
         quota = self.quota.tap_quota(user) if self.quota is not None else None
         return combine(s.max_concurrent_per_user, s.max_maxrec, duration, quota)
 
+    def memory_for(self, user: str) -> str:
+        """Memory of one query's intermediates for ``user``: configuration, or less by quota."""
+        configured = self.settings.query_memory_limit
+        if self.quota is None:
+            return configured
+        gib = self.quota.tap_quota(user).get("memory_gib")
+        if gib is None:
+            return configured
+        quota_bytes = int(float(gib) * 2**30)
+        configured_bytes = parse_size(configured)
+        if configured_bytes is not None and configured_bytes <= quota_bytes:
+            return configured
+        return f"{max(quota_bytes // 2**20, 1)}MiB"
+
+    def check_parameters(self, params: dict[str, str]) -> None:
+        """Refuse requests with too many, oddly named or too long parameters."""
+        s = self.settings
+        if len(params) > s.max_parameters:
+            raise TapError(
+                f"The request has {len(params)} parameters; at most {s.max_parameters} are "
+                "accepted.",
+                413,
+            )
+        for name, value in params.items():
+            if not PARAMETER_NAME.fullmatch(name):
+                raise TapError(
+                    f"Parameter name '{name[:64]}' is not accepted: use letters, digits, '_', "
+                    "'.' and '-' (at most 64).",
+                )
+            size = len(value.encode("utf-8", "surrogatepass"))
+            if size > s.max_parameter_bytes:
+                raise TapError(
+                    f"Parameter {name} is {size} bytes long; at most {s.max_parameter_bytes} are "
+                    "accepted. Upload long lists of values as a table (UPLOAD) instead.",
+                    413,
+                )
+        if len(params.get("RUNID", "")) > MAX_RUNID:
+            raise TapError(f"RUNID is longer than {MAX_RUNID} characters.")
+
     def count_request(self, user: str) -> None:
         # over the rate: RateLimited, answered 429 with Retry-After (app.py)
         if self.quota is not None:
@@ -145,8 +190,14 @@ class QueryService:
                 continue
             name, _, source = item.partition(",")
             name, source = name.strip(), source.strip()
-            if not name.isidentifier():
-                raise TapError(f"UPLOAD table name '{name}' is not a valid ADQL identifier.")
+            if not UPLOAD_NAME.fullmatch(name):
+                raise TapError(
+                    f"UPLOAD table name '{name[:80]}' is not accepted: use a letter followed by "
+                    "letters, digits or '_' (at most 64), e.g. UPLOAD=mytable,param:file1, and "
+                    "query it as TAP_UPLOAD.mytable."
+                )
+            if name.lower() in {t.lower() for t in tables}:
+                raise TapError(f"UPLOAD names table {name} twice; give each table its own name.")
             if source.startswith("param:"):
                 field = source[len("param:") :]
                 if field not in files:
@@ -226,6 +277,7 @@ class QueryService:
         limits: Limits,
         on_cursor: Callable[[Callable[[], None]], None] | None = None,
     ) -> QueryResult:
+        memory = self.memory_for(user)
         self.running.acquire(user, limits.concurrent)
         try:
             return self.engine.execute(
@@ -234,6 +286,7 @@ class QueryService:
                 uploads=uploads,
                 timeout=limits.execution_seconds,
                 on_cursor=on_cursor,
+                memory_limit=memory,
             )
         finally:
             self.running.release(user)
@@ -247,16 +300,32 @@ class QueryService:
             infos=[("QUERY", request.query)],
         )
 
-    def sync(self, user: str, params: dict[str, str], files: dict[str, bytes]) -> tuple[bytes, str]:
-        """Run a /sync query; the serialised result and its MIME type."""
+    def sync(
+        self,
+        user: str,
+        params: dict[str, str],
+        files: dict[str, bytes],
+        on_cursor: Callable[[Callable[[], None]], None] | None = None,
+    ) -> tuple[bytes, str]:
+        """Run a /sync query; the serialised result and its MIME type.
+
+        ``on_cursor`` receives the function that interrupts the query (the handler calls it
+        when the client goes away).
+        """
+        self.check_parameters(params)
         self.count_request(user)
         limits = self.limits_for(user, sync=True)
         request = self.parse(params, limits)
         uploads = self.load_uploads(request.upload, files)
+
+        def quietly(interrupt: Callable[[], None]) -> None:
+            if on_cursor is not None:
+                on_cursor(lambda: _interrupt(interrupt))
+
         try:
-            result = self.run(user, request, uploads, limits)
+            result = self.run(user, request, uploads, limits, quietly)
         except AdqlError as error:
-            raise TapError(error.message) from None
+            raise TapError(error.message, error.status) from None
         return self.render(request, result), request.fmt.mime
 
 
@@ -271,8 +340,9 @@ class JobService:
         self.uploads_dir = settings.data_dir / "uploads"
         self.results_dir.mkdir(parents=True, exist_ok=True)
         self.uploads_dir.mkdir(parents=True, exist_ok=True)
-        self._pool = ThreadPoolExecutor(settings.async_workers, thread_name_prefix="tap-job")
+        self._scheduler = FairScheduler(settings.async_workers, self._execute)
         self._interrupts: dict[str, Callable[[], None]] = {}
+        self._closing = False
         self._lock = threading.Lock()
 
     # ----- lifecycle ---------------------------------------------------------------------
@@ -286,14 +356,15 @@ class JobService:
                 error="The TAP service restarted while this job was executing. Run it again.",
             )
         for job in self.store.find(phases=["QUEUED"]):
-            self._pool.submit(self._execute, job.job_id)
+            self._scheduler.submit(job.owner, job.job_id)
 
     def shutdown(self) -> None:
         with self._lock:
+            self._closing = True  # a job starting from now on is interrupted at once
             interrupts = list(self._interrupts.values())
         for interrupt in interrupts:
             _interrupt(interrupt)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._scheduler.shutdown()
 
     def purge_expired(self) -> int:
         expired = self.store.expired(_now())
@@ -303,16 +374,19 @@ class JobService:
 
     # ----- operations -----------------------------------------------------------------
     def create(self, owner: str, params: dict[str, str], files: dict[str, bytes]) -> JobRecord:
+        self.queries.check_parameters(params)
         self.queries.count_request(owner)
+        kept = self.store.count(owner=owner)
+        if kept >= self.settings.max_jobs_per_user:
+            raise TapError(
+                f"You have {kept} async jobs, the most one user may keep. Delete finished jobs "
+                "(DELETE /async/<id>) before creating more.",
+                429,
+            )
         job_id = secrets.token_hex(8)
         stored = {k: v for k, v in params.items() if k not in {"PHASE"}}
         if params.get("UPLOAD"):
-            uploads = self.queries.load_uploads(params["UPLOAD"], files)
-            folder = self.uploads_dir / job_id
-            folder.mkdir(parents=True)
-            for name, table in uploads.items():
-                pq.write_table(table, folder / f"{name}.parquet")
-            stored["UPLOAD"] = ";".join(f"{n},stored:{n}" for n in uploads)
+            stored["UPLOAD"] = self._store_uploads(job_id, params["UPLOAD"], files)
         duration = self._duration(params.get("EXECUTIONDURATION"))
         job = JobRecord(
             job_id=job_id,
@@ -326,8 +400,43 @@ class JobService:
         )
         self.store.add(job)
         if params.get("PHASE", "").upper() == "RUN":
-            self.start(job)
+            try:
+                self.start(job)
+            except TapError:
+                self.delete(job)  # refused: the client never learns this job's id
+                raise
         return self.store.get(job_id) or job
+
+    def _job_uploads(self, job_id: str) -> Path:
+        """The job's own upload directory (job ids are ours: hex digits only)."""
+        if not re.fullmatch(r"[0-9a-f]{16}", job_id):
+            raise TapError(f"No job {job_id[:40]}.", 404)
+        return self.uploads_dir / job_id
+
+    def _store_uploads(self, job_id: str, spec: str, files: dict[str, bytes]) -> str:
+        """Read the UPLOAD tables now and keep them in the job's directory; the stored spec."""
+        uploads = self.queries.load_uploads(spec, files)
+        folder = self._job_uploads(job_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, table in uploads.items():
+            pq.write_table(table, folder / f"{name}.parquet")
+        return ";".join(f"{n},stored:{n}" for n in uploads)
+
+    def _read_uploads(self, job_id: str, spec: str | None) -> dict[str, pa.Table]:
+        """The tables a job's stored UPLOAD names, only ever from the job's own directory."""
+        tables: dict[str, pa.Table] = {}
+        folder = self._job_uploads(job_id).resolve()
+        for item in (spec or "").split(";"):
+            if not item.strip():
+                continue
+            name, _, source = item.partition(",")
+            if not UPLOAD_NAME.fullmatch(name) or source != f"stored:{name}":
+                raise TapError(f"The job's UPLOAD parameter is not valid: '{item[:80]}'.")
+            path = (folder / f"{name}.parquet").resolve()
+            if path.parent != folder or not path.is_file():
+                raise TapError(f"The uploaded table {name} of this job is gone; upload it again.")
+            tables[name] = pq.read_table(path)
+        return tables
 
     def _duration(self, value: str | None) -> int:
         if value is None or not str(value).strip():
@@ -353,12 +462,21 @@ class JobService:
             phases = sorted((ACTIVE_PHASES | FINAL_PHASES) - {"ARCHIVED"})
         return self.store.find(owner=owner, phases=phases, after=after, last=last)
 
-    def set_parameters(self, job: JobRecord, params: dict[str, str]) -> None:
+    def set_parameters(
+        self, job: JobRecord, params: dict[str, str], files: dict[str, bytes] | None = None
+    ) -> None:
         if job.phase != "PENDING":
             raise TapError(
                 f"Job {job.job_id} is {job.phase}; parameters can change only while PENDING."
             )
-        merged = {**job.parameters, **{k: v for k, v in params.items() if k != "PHASE"}}
+        self.queries.check_parameters(params)
+        changes = {k: v for k, v in params.items() if k != "PHASE"}
+        if "UPLOAD" in changes:  # checked and stored like at creation, never kept as given
+            shutil.rmtree(self._job_uploads(job.job_id), ignore_errors=True)
+            spec = changes["UPLOAD"]
+            changes["UPLOAD"] = self._store_uploads(job.job_id, spec, files or {}) if spec else ""
+        merged = {**job.parameters, **changes}
+        self.queries.check_parameters(merged)
         values: dict[str, Any] = {"parameters": merged}
         if "EXECUTIONDURATION" in params:
             values["execution_duration"] = self._duration(params["EXECUTIONDURATION"])
@@ -388,8 +506,20 @@ class JobService:
             raise TapError(f"Job {job.job_id} is {job.phase} and cannot be run.", 400)
         if "QUERY" not in job.parameters:
             raise TapError("The job has no QUERY parameter; set one before PHASE=RUN.")
-        if self.store.update(job.job_id, only_if_phase={"PENDING", "HELD"}, phase="QUEUED"):
-            self._pool.submit(self._execute, job.job_id)
+        cap = self.settings.max_active_jobs_per_user
+        with self._lock:  # count and queue at once, so parallel requests cannot pass the cap
+            active = self.store.count(owner=job.owner, phases=["QUEUED", "EXECUTING"])
+            if active >= cap:
+                raise TapError(
+                    f"You already have {active} async jobs queued or executing, the most allowed "
+                    f"at once ({cap}). Wait for one to finish (or abort one), then run this job.",
+                    429,
+                )
+            queued = self.store.update(
+                job.job_id, only_if_phase={"PENDING", "HELD"}, phase="QUEUED"
+            )
+        if queued:
+            self._scheduler.submit(job.owner, job.job_id)
 
     def abort(self, job: JobRecord) -> None:
         if job.phase in FINAL_PHASES:
@@ -405,16 +535,18 @@ class JobService:
         self.store.delete(job.job_id)
         if job.result_path:
             Path(job.result_path).unlink(missing_ok=True)
-        shutil.rmtree(self.uploads_dir / job.job_id, ignore_errors=True)
+        shutil.rmtree(self._job_uploads(job.job_id), ignore_errors=True)
 
     async def wait(self, job: JobRecord, timeout: float, owner: str) -> JobRecord:
         """UWS 1.1 blocking: wait up to ``timeout`` s while the job stays in its active phase."""
         if job.phase not in ACTIVE_PHASES:
             return job
-        deadline = asyncio.get_running_loop().time() + min(timeout, 600)
+        if timeout < 0:  # UWS: -1 waits "forever", i.e. as long as this server allows
+            timeout = self.settings.max_wait_seconds
+        deadline = asyncio.get_running_loop().time() + min(timeout, self.settings.max_wait_seconds)
         start_phase = job.phase
         while asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)
             job = self.get(job.job_id, owner)
             if job.phase != start_phase:
                 break
@@ -437,15 +569,15 @@ class JobService:
                 min(limits.execution_seconds, float(job.execution_duration)),
             )
             request = self.queries.parse(params, limits)
-            uploads = {}
-            if upload_spec:
-                for item in upload_spec.split(";"):
-                    name = item.split(",")[0]
-                    uploads[name] = pq.read_table(self.uploads_dir / job_id / f"{name}.parquet")
+            uploads = self._read_uploads(job_id, upload_spec)
 
             def remember(interrupt: Callable[[], None]) -> None:
                 with self._lock:
                     self._interrupts[job_id] = interrupt
+                    closing = self._closing
+                current = self.store.get(job_id)
+                if closing or current is None or current.phase != "EXECUTING":
+                    _interrupt(interrupt)  # aborted (or shut down) before it could be reached
 
             result = self.queries.run(job.owner, request, uploads, limits, on_cursor=remember)
             body = self.queries.render(request, result)
@@ -478,3 +610,80 @@ class JobService:
         finally:
             with self._lock:
                 self._interrupts.pop(job_id, None)
+
+
+class FairScheduler:
+    """Runs async jobs on a few threads, taking users in turn.
+
+    Each user has a queue; a free worker takes the next job of the next user in turn, and
+    one user keeps at most ``workers - 1`` workers busy when others wait, so one user's
+    many (or long) jobs never hold up another user's.
+    """
+
+    def __init__(self, workers: int, run: Callable[[str], None]) -> None:
+        self._run = run
+        self._workers = max(1, workers)
+        self._share = max(1, self._workers - 1)
+        self._queues: OrderedDict[str, deque[str]] = OrderedDict()
+        self._running: dict[str, int] = defaultdict(int)
+        self._cond = threading.Condition()
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"tap-job-{i}", daemon=True)
+            for i in range(self._workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, owner: str, job_id: str) -> None:
+        with self._cond:
+            self._queues.setdefault(owner, deque()).append(job_id)
+            self._cond.notify()
+
+    def _pick(self) -> tuple[str, str] | None:
+        """The next (owner, job) to run, or None when nothing may run now."""
+        busy = sum(self._running.values())
+        for owner, queue in self._queues.items():
+            others_waiting = len(self._queues) > 1
+            if others_waiting and self._running[owner] >= self._share and busy > 0:
+                continue  # leave a worker for the other users
+            job_id = queue.popleft()
+            del self._queues[owner]
+            if queue:
+                self._queues[owner] = queue  # to the back of the line
+            return owner, job_id
+        return None
+
+    def _next(self) -> tuple[str, str] | None:
+        with self._cond:
+            while True:
+                if self._closed:
+                    return None
+                picked = self._pick()
+                if picked is not None:
+                    self._running[picked[0]] += 1
+                    return picked
+                self._cond.wait()
+
+    def _work(self) -> None:
+        while (picked := self._next()) is not None:
+            owner, job_id = picked
+            try:
+                self._run(job_id)
+            except Exception:  # a worker must survive any one job
+                log.exception("async job %s failed", job_id)
+            finally:
+                with self._cond:
+                    self._running[owner] -= 1
+                    if not self._running[owner]:
+                        del self._running[owner]
+                    self._cond.notify_all()
+
+    def shutdown(self) -> None:
+        """Drop queued jobs (they stay QUEUED and run after a restart); wait for running ones."""
+        with self._cond:
+            self._closed = True
+            self._queues.clear()
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join()

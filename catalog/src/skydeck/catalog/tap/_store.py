@@ -151,6 +151,15 @@ class JobStore:
             rows = conn.execute(query).all()
         return [_record(r) for r in rows]
 
+    def count(self, owner: str, phases: list[str] | None = None) -> int:
+        """How many jobs ``owner`` has (in ``phases``, if given)."""
+        query = sa.select(sa.func.count()).select_from(jobs_table)
+        query = query.where(jobs_table.c.owner == owner)
+        if phases:
+            query = query.where(jobs_table.c.phase.in_(phases))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def expired(self, now: datetime) -> list[JobRecord]:
         with self.engine.connect() as conn:
             rows = conn.execute(jobs_table.select().where(jobs_table.c.destruction < now)).all()

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import re
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +29,7 @@ from skydeck.service import (
 from skydeck.service import QuotaClient as SharedQuotaClient
 
 from . import _vosi
+from ._body import BodyLimit
 from ._engine import Engine
 from ._formats import error_votable
 from ._quota import QuotaClient
@@ -43,6 +44,9 @@ ANONYMOUS = "anonymous"
 
 #: Seconds a client is told to wait after "too many queries running at once".
 BUSY_RETRY_SECONDS = 5
+
+#: where a running query leaves the functions that interrupt it
+Interrupts = list[Callable[[], None]]
 
 XML = "text/xml"
 VOTABLE = "application/x-votable+xml"
@@ -89,13 +93,42 @@ async def _params(request: Request) -> tuple[dict[str, str], dict[str, bytes]]:
     params = {k.upper(): v for k, v in request.query_params.items()}
     files: dict[str, bytes] = {}
     if request.method == "POST":
-        form = await request.form()
+        settings: TapSettings = request.app.state.settings
+        form = await request.form(max_fields=settings.max_parameters)
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
-                files[key] = await value.read()
+                files[key] = await _read_upload(value, settings.max_upload_bytes)
             else:
                 params[key.upper()] = str(value)
     return params, files
+
+
+async def _read_upload(part: UploadFile, limit: int) -> bytes:
+    if part.size is not None and part.size > limit:
+        raise TapError(f"Uploaded file {part.filename} is larger than the {limit}-byte limit.", 413)
+    return await part.read()
+
+
+async def _until_disconnected(request: Request) -> None:
+    """Return when the client has gone away (the request body is already read)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _cancellable[T](request: Request, work: Callable[[Interrupts], T]) -> T:
+    """Run ``work`` in a thread; interrupt its query when the client disconnects."""
+    interrupts: Interrupts = []
+    running = asyncio.ensure_future(run_in_threadpool(work, interrupts))
+    gone = asyncio.ensure_future(_until_disconnected(request))
+    try:
+        await asyncio.wait({running, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if gone.done() and not running.done():
+            log.info("client went away; interrupting its query")
+            for interrupt in interrupts:
+                interrupt()
+        return await running
+    finally:
+        gone.cancel()
 
 
 def _error(message: str, status: int = 400) -> Response:
@@ -108,7 +141,9 @@ router = APIRouter()
 @router.api_route("/sync", methods=["GET", "POST"])
 async def sync(request: Request, user: User, services: Svc) -> Response:
     params, files = await _params(request)
-    body, mime = await run_in_threadpool(services.queries.sync, user, params, files)
+    body, mime = await _cancellable(
+        request, lambda i: services.queries.sync(user, params, files, i.append)
+    )
     return Response(body, media_type=mime)
 
 
@@ -185,8 +220,6 @@ async def get_job(job_id: str, request: Request, user: User, services: Svc) -> R
         except ValueError:
             raise TapError("WAIT must be a number of seconds.") from None
         wanted = request.query_params.get("PHASE")
-        if seconds < 0:
-            seconds = 600
         if wanted is None or wanted.upper() == job.phase:
             job = await services.jobs.wait(job, seconds, user)
     return Response(_vosi.job_document(job, _base(request, services)), media_type=XML)
@@ -195,11 +228,11 @@ async def get_job(job_id: str, request: Request, user: User, services: Svc) -> R
 @router.post("/async/{job_id}")
 async def post_job(job_id: str, request: Request, user: User, services: Svc) -> Response:
     job = await _job(job_id, user, services)
-    params, _ = await _params(request)
+    params, files = await _params(request)
     if params.get("ACTION", "").upper() == "DELETE":
         await run_in_threadpool(services.jobs.delete, job)
         return RedirectResponse(f"{_base(request, services)}/async", status_code=303)
-    await run_in_threadpool(services.jobs.set_parameters, job, params)
+    await run_in_threadpool(services.jobs.set_parameters, job, params, files)
     return RedirectResponse(f"{_base(request, services)}/async/{job_id}", status_code=303)
 
 
@@ -284,8 +317,8 @@ async def get_parameters(job_id: str, request: Request, user: User, services: Sv
 @router.post("/async/{job_id}/parameters")
 async def post_parameters(job_id: str, request: Request, user: User, services: Svc) -> Response:
     job = await _job(job_id, user, services)
-    params, _ = await _params(request)
-    await run_in_threadpool(services.jobs.set_parameters, job, params)
+    params, files = await _params(request)
+    await run_in_threadpool(services.jobs.set_parameters, job, params, files)
     return RedirectResponse(f"{_base(request, services)}/async/{job_id}", status_code=303)
 
 
@@ -346,6 +379,9 @@ def build_services(settings: TapSettings) -> Services:
         layout,
         threads=settings.duckdb_threads,
         memory_limit=settings.duckdb_memory_limit,
+        query_memory_limit=settings.query_memory_limit,
+        temp_directory=settings.data_dir / "duckdb-tmp",
+        max_temp_size=settings.max_temp_size,
         schema_names=settings.schema_names,
     )
     if settings.dask_scheduler:
@@ -456,6 +492,7 @@ def create_app(settings: TapSettings | None = None) -> FastAPI:
         return response
 
     app.include_router(router, prefix=settings.path_prefix)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
 
     @app.middleware("http")
     async def collapse_slashes(request: Request, call_next: Any) -> Response:

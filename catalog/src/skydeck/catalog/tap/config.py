@@ -65,8 +65,53 @@ class TapSettings(ServiceSettings):
         default_factory=list,
         description="Hosts UPLOAD may fetch http(s) URLs from; empty means URLs are refused.",
     )
-    duckdb_threads: int | None = Field(default=None, description="DuckDB threads (default: all).")
-    duckdb_memory_limit: str | None = Field(default=None, description="e.g. '2GB'.")
+    max_active_jobs_per_user: int = Field(
+        default=10,
+        description="Async jobs one user may have QUEUED or EXECUTING at once; more are refused "
+        "with 429 until one finishes. The workers take users' jobs in turn, so one user's "
+        "queue never holds up another's jobs.",
+    )
+    max_jobs_per_user: int = Field(
+        default=1000, description="Async jobs (in any phase) one user may keep at once."
+    )
+    max_parameter_bytes: int = Field(
+        default=100_000,
+        description="Longest value of any one TAP/UWS parameter (QUERY included), in bytes.",
+    )
+    max_parameters: int = Field(default=64, description="Most parameters in one request.")
+    max_request_bytes: int = Field(
+        default=60_000_000,
+        description="Largest request body (form fields and uploaded files together).",
+    )
+    max_wait_seconds: float = Field(
+        default=60.0,
+        description="Server-side cap on UWS blocking (GET /async/<id>?WAIT=s): a client "
+        "asking for longer (or for -1, 'forever') is answered after this many seconds and "
+        "simply asks again.",
+    )
+    duckdb_threads: int | None = Field(
+        default=None,
+        description="DuckDB threads of each running query (default: all CPUs); the process "
+        "uses at most this times the queries running at once (sync concurrency per user and "
+        "async_workers).",
+    )
+    duckdb_memory_limit: str = Field(
+        default="4GB",
+        description="Memory of all DuckDB queries of the process together, e.g. '4GB': each "
+        "running query reserves its own limit from it; when it is taken, a query waits up to "
+        "30 s and is then refused (503) with a message.",
+    )
+    query_memory_limit: str = Field(
+        default="1GB",
+        description="Memory of one query (each query runs in a DuckDB database of its own); "
+        "a query needing more spills to disk, then is refused with a message. A user's "
+        "tap.memory_gib quota, when the quota service gives one, lowers it.",
+    )
+    max_temp_size: str = Field(
+        default="10GB",
+        description="Disk for spilled intermediates of all queries (in data_dir/duckdb-tmp); "
+        "a query needing more is refused with a message.",
+    )
     dask_scheduler: str | None = Field(
         default=None, description="Dask scheduler address; multi-partition scans fan out to it."
     )
