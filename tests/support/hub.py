@@ -213,7 +213,7 @@ def start_hub(
             raise AssertionError(
                 f"skydeck up exited with {process.returncode}:\n{log_path.read_text()}"
             )
-        with contextlib.suppress(requests.ConnectionError):
+        with contextlib.suppress(requests.ConnectionError, requests.Timeout):
             if hub.api("GET", "/", timeout=5).status_code == 200:
                 return hub
         time.sleep(0.3)
