@@ -20,6 +20,9 @@ from sqlglot.errors import ParseError, TokenError
 
 from ._geometry import Cone, box_cone, enclosing_cone, encode_vertices
 
+#: Longest error message; longer ones (quoting a long query) are cut in the middle.
+MAX_MESSAGE_CHARS = 600
+
 
 class AdqlError(Exception):
     """A query the service cannot run; the message says why and what to do."""
@@ -27,6 +30,9 @@ class AdqlError(Exception):
     def __init__(
         self, message: str, line: int | None = None, column: int | None = None, status: int = 400
     ) -> None:
+        if len(message) > MAX_MESSAGE_CHARS:  # messages quote the query: keep them short
+            half = MAX_MESSAGE_CHARS // 2
+            message = message[:half] + " ... " + message[-half:]
         super().__init__(message)
         self.message = message
         self.line = line
@@ -175,8 +181,10 @@ def parse(adql: str) -> exp.Query:
     except ParseError as error:
         first = error.errors[0] if error.errors else {}
         line, col = first.get("line"), first.get("col")
-        detail = str(first.get("description", error)).split(". Line")[0]
-        near = first.get("highlight") or ""
+        detail = str(first.get("description", error)).split(". Line")[0][:200]
+        near = str(first.get("highlight") or "")
+        if len(near) > 60:
+            near = near[:60] + "..."
         where = f" at line {line}, column {col}" if line is not None else ""
         raise AdqlError(
             f"ADQL syntax error{where}" + (f" near '{near}'" if near else "") + f": {detail}",
