@@ -116,3 +116,28 @@ def test_tap_service_on_s3_answers_like_local(
         assert int(pd.read_csv(io.BytesIO(count.content))["n"][0]) == len(tap_release.gaia)
     finally:
         server.stop()
+
+
+def test_duckdb_sandbox_is_on_for_s3_releases(
+    s3_release: str, s3_env: dict[str, str], tap_release: TapRelease, tmp_path: Path
+) -> None:
+    """Issue 15, finding 4: the file sandbox holds for an S3 release too (white-box check)."""
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from skydeck.catalog.release import ReleaseLayout
+    from skydeck.catalog.tap._engine import Engine
+
+    engine = Engine(ReleaseLayout.at(s3_release), threads=2)
+    count = engine.execute("SELECT COUNT(*) AS n FROM gaia_dr3.gaia_source").table
+    assert count.column("n")[0].as_py() == len(tap_release.gaia)
+    secret = tmp_path / "secret.parquet"
+    pq.write_table(pa.table({"marker": ["found-you"]}), secret)
+    bucket = s3_release.split("/")[2]
+    with engine._databases.use(None) as (db, _):
+        for path in (str(secret), f"s3://{bucket}/elsewhere.parquet"):
+            with pytest.raises(duckdb.PermissionException):
+                db.sql(f"SELECT * FROM read_parquet('{path}')").fetchall()
+        with pytest.raises(duckdb.Error):
+            db.execute("SET enable_external_access = true")
