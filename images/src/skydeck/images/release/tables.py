@@ -27,6 +27,7 @@ from skydeck.images.release._geometry import (
     plan_visits,
     wcs_corners,
 )
+from skydeck.images.release._measure import APERTURE_RADII
 from skydeck.images.release.butler_repo import DEFAULT_COLLECTION
 
 #: Per-band Object columns published (prefixed with ``<band>_``).
@@ -41,15 +42,47 @@ OBJECT_BAND_COLUMNS = (
     "inputCount",
     "fwhm",
     "pixelFlags_saturatedCenter",
+    "extendedness_flag",
+    "calibFlux",
+    "calibFluxErr",
+    "calibFlux_flag",
+    "calibFlux_flag_apertureTruncated",
+    *(f"ap{r:02d}Flux{s}" for r in APERTURE_RADII for s in ("", "Err", "_flag")),
+    "kronFlux",
+    "kronFluxErr",
+    "kronRad",
+    "kronFlux_flag",
+    "ixx",
+    "iyy",
+    "ixy",
+    "i_flag",
+    "ixxPSF",
+    "iyyPSF",
+    "ixyPSF",
+    "iPSF_flag",
+    "blendedness",
+    "blendedness_flag",
 )
 
 OBJECT_COLUMNS = (
     "objectId",
     "coord_ra",
     "coord_dec",
+    "parentObjectId",
+    "deblend_nChild",
+    "deblend_skipped",
     "detect_isPrimary",
     "detect_isPatchInner",
     "detect_isTractInner",
+    "detect_isIsolated",
+    "detect_fromBlend",
+    "detect_isDeblendedSource",
+    "detect_isDeblendedModelSource",
+    "sky_object",
+    "shape_xx",
+    "shape_xy",
+    "shape_yy",
+    "shape_flag",
     "refBand",
     "refExtendedness",
     "refFwhm",
@@ -62,6 +95,9 @@ OBJECT_COLUMNS = (
     "tract",
     "patch",
 )
+
+#: Boolean Object columns that are false when not set.
+_FALSE_BY_DEFAULT = ("deblend_skipped", "sky_object")
 
 #: Catalogs published, with their descriptions and HATS position columns.
 CATALOGS: dict[str, dict[str, str]] = {
@@ -112,15 +148,16 @@ def object_table(raw: pd.DataFrame) -> pd.DataFrame:
     cols = list(OBJECT_COLUMNS) + [f"{b}_{c}" for b in BANDS for c in OBJECT_BAND_COLUMNS]
     out = raw.reindex(columns=cols)
     for col in out.columns:
-        if col.endswith("_flag") or col.startswith("detect_") or col.endswith("Center"):
-            out[col] = (
-                out[col].fillna(True).astype(bool)
-                if col.endswith("flag")
-                else out[col].fillna(False).astype(bool)
-            )
+        if "_flag" in col:  # a band not measured has every flag set
+            out[col] = out[col].fillna(True).astype(bool)
+        elif col.startswith("detect_") or col.endswith("Center") or col in _FALSE_BY_DEFAULT:
+            out[col] = out[col].fillna(False).astype(bool)
     out["refBand"] = out["refBand"].astype(str)
-    for col in ("objectId", "tract", "patch", "footprintArea"):
+    for col in ("objectId", "parentObjectId", "tract", "patch", "footprintArea"):
         out[col] = out[col].astype("int64")
+    out["deblend_nChild"] = out["deblend_nChild"].astype("int32")
+    for b in BANDS:
+        out[f"{b}_kronRad"] = out[f"{b}_kronRad"].astype("float32")  # DP0.2: float
     for b in BANDS:
         out[f"{b}_inputCount"] = out[f"{b}_inputCount"].fillna(0).astype("int64")
     return out.sort_values("objectId").reset_index(drop=True)

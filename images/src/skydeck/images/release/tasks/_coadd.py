@@ -10,7 +10,11 @@ do not contribute; pixels no visit covers are NO_DATA.
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import astropy.units as u
@@ -243,6 +247,17 @@ class DetectCoaddTaskConfig(PipelineTaskConfig, pipelineConnections=DetectCoaddC
     extendedness_ratio = Field[float](
         doc="psfFlux/cModelFlux below which an object is extended (as DP0.2).", default=0.985
     )
+    max_children = Field[int](
+        doc="Footprints with more peaks than this are not deblended (deblend_skipped).",
+        default=100,
+    )
+    moments_radius_fwhm = Field[float](
+        doc="Half-size of the adaptive-moments stamp in units of the PSF FWHM.", default=5.0
+    )
+
+
+#: Radius (pixels) of DP0.2's calibFlux aperture.
+CALIB_APERTURE = 12
 
 
 def coadd_psf(coadd: Any, pixel_fwhm_scale: float) -> Any:
@@ -307,70 +322,243 @@ class DetectCoaddTask(PipelineTask):
                 best_band_idx[better] = k
         rows: list[dict[str, Any]] = []
         if best_sn is not None and best_band_idx is not None:
-            above = best_sn > self.config.threshold
-            labels, nlab = ndimage.label(above)
-            local_max = (
-                best_sn == ndimage.maximum_filter(best_sn, size=5, mode="constant")
-            ) & above
-            areas = ndimage.sum_labels(np.ones_like(best_sn), labels, index=np.arange(1, nlab + 1))
-            ys, xs = np.nonzero(local_max)
-            order = np.argsort(-best_sn[ys, xs])
-            inner = patch.inner
-            for n, idx in enumerate(order, start=1):
-                px, py = int(xs[idx]), int(ys[idx])
-                ref = ordered[int(best_band_idx[py, px])]
-                img, var, bad = planes[ref]
-                sigma = m.psf_sigma(fwhm_pix[ref])
-                x, y, xerr, yerr, cflag = m.centroid(img, var, bad, float(px), float(py), sigma)
-                tx, ty = x + ox, y + oy
-                row: dict[str, Any] = {
-                    "objectId": object_id(sky_map.tract, patch_id, n),
-                    "x": tx,
-                    "y": ty,
-                    "xErr": xerr,
-                    "yErr": yerr,
-                    "xy_flag": cflag,
-                    "refBand": ref,
-                    "footprintArea": int(areas[labels[py, px] - 1]),
-                    "tract": sky_map.tract,
-                    "patch": patch_id,
-                    "skymap": sky_map.name,
-                    "detect_isPatchInner": bool(
-                        inner[0] - 0.5 <= tx < inner[2] - 0.5
-                        and inner[1] - 0.5 <= ty < inner[3] - 0.5
-                    ),
-                    "detect_isTractInner": True,
-                    "refFwhm": fwhm_pix[ref] * pixel_scale,
-                }
-                for band in ordered:
-                    bimg, bvar, bbad = planes[band]
-                    radius = int(np.ceil(3.0 * fwhm_pix[band])) + 2
-                    cm, cm_err, pf, _ = m.cmodel_flux(
-                        bimg, bvar, bbad, psfs[band], pixel_scale, x, y, radius
-                    )
-                    row[f"{band}_cModelFlux"] = cm
-                    row[f"{band}_cModelFluxErr"] = cm_err
-                    row[f"{band}_free_psfFlux"] = pf
-                    row[f"{band}_fwhm"] = fwhm_pix[band] * pixel_scale
-                    ratio = pf / cm if cm and np.isfinite(cm) and cm > 0 else np.nan
-                    row[f"{band}_extendedness"] = (
-                        float(ratio < self.config.extendedness_ratio)
-                        if np.isfinite(ratio)
-                        else np.nan
-                    )
-                    row[f"{band}_inputCount"] = int(coadds[band].metadata["NINPUTS"])
-                    flags = m.pixel_flags(mask_gets[band], x, y, 2)
-                    row[f"{band}_pixelFlags_saturatedCenter"] = flags["pixelFlags_saturatedCenter"]
-                row["refExtendedness"] = row[f"{ref}_extendedness"]
-                rows.append(row)
+            context = _Context(
+                ordered, planes, psfs, fwhm_pix, mask_gets, coadds, pixel_scale, best_band_idx
+            )
+            for det in self._deblend(best_sn):
+                rows.append(self._measure(det, context, sky_map, patch_id, patch.inner, ox, oy))
+        table = pd.DataFrame(rows)
         table = pd.DataFrame(rows)
         if len(table):
             ra, dec = sky_map.tract_wcs().all_pix2world(
                 table["x"].to_numpy(), table["y"].to_numpy(), 0
             )
             table["coord_ra"], table["coord_dec"] = ra, dec
-            table["detect_isPrimary"] = table["detect_isPatchInner"] & table["detect_isTractInner"]
+            # DP0.2's meanings: primary = no children, inner region of patch and tract, not
+            # a sky object; a deblended source is a primary isolated source or child.
+            table["detect_isPrimary"] = (
+                table["detect_isPatchInner"]
+                & table["detect_isTractInner"]
+                & (table["deblend_nChild"] == 0)
+                & ~table["sky_object"]
+            )
+            table["detect_isDeblendedSource"] = table["detect_isPrimary"] & (
+                table["detect_isIsolated"] | table["detect_fromBlend"]
+            )
+            table["detect_isDeblendedModelSource"] = (
+                table["detect_isPrimary"] & table["detect_fromBlend"]
+            )
         return Struct(measurement=table)
+
+    def _deblend(self, sn: np.ndarray) -> list[_Detection]:
+        """Footprints above threshold, their peaks, and the split of every footprint with
+        several peaks among them (`_measure.deblend_footprint`): isolated sources, then
+        children in order of S/N, then their parents."""
+        above = sn > self.config.threshold
+        labels, nlab = ndimage.label(above)
+        local_max = (sn == ndimage.maximum_filter(sn, size=5, mode="constant")) & above
+        areas = ndimage.sum_labels(np.ones_like(sn), labels, index=np.arange(1, nlab + 1))
+        ys, xs = np.nonzero(local_max)
+        order = np.argsort(-sn[ys, xs], kind="stable")
+        members: dict[int, list[_Detection]] = {}
+        for n, idx in enumerate(order, start=1):
+            x, y = int(xs[idx]), int(ys[idx])
+            label = int(labels[y, x])
+            members.setdefault(label, []).append(_Detection(n, x, y, int(areas[label - 1])))
+        detections: list[_Detection] = []
+        parents: list[_Detection] = []
+        boxes = ndimage.find_objects(labels)
+        next_index = len(order) + 1
+        for label, peaks in members.items():
+            if len(peaks) == 1:
+                detections.append(peaks[0])
+                continue
+            brightest = peaks[0]
+            parent = _Detection(next_index, brightest.x, brightest.y, brightest.area)
+            next_index += 1
+            parents.append(parent)
+            if len(peaks) > self.config.max_children:
+                parent.skipped = True
+                continue
+            box = boxes[label - 1]
+            assert box is not None
+            cut = np.where(labels[box] == label, sn[box], 0.0)
+            owner = m.deblend_footprint(
+                cut, [(p.x - box[1].start, p.y - box[0].start) for p in peaks]
+            )
+            parent.n_child = len(peaks)
+            for k, child in enumerate(peaks):
+                child.parent = parent.index
+                child.area = int((owner == k).sum())
+                child.siblings = (box, (owner >= 0) & (owner != k))
+                detections.append(child)
+        return sorted(detections, key=lambda d: d.index) + parents
+
+    def _measure(
+        self,
+        det: _Detection,
+        context: _Context,
+        sky_map: SkyMapSpec,
+        patch_id: int,
+        inner: tuple[int, int, int, int],
+        ox: int,
+        oy: int,
+    ) -> dict[str, Any]:
+        """Centroid, fluxes, moments and flags of one Object in every band."""
+        ordered, planes, fwhm_pix = context.bands, context.planes, context.fwhm_pix
+        ref = ordered[int(context.best_band_idx[det.y, det.x])]
+        with _without_siblings(det, context):
+            img, var, bad = planes[ref]
+            sigma = m.psf_sigma(fwhm_pix[ref])
+            x, y, xerr, yerr, cflag = m.centroid(img, var, bad, float(det.x), float(det.y), sigma)
+            tx, ty = x + ox, y + oy
+            inner_patch = bool(
+                inner[0] - 0.5 <= tx < inner[2] - 0.5 and inner[1] - 0.5 <= ty < inner[3] - 0.5
+            )
+            blended = det.parent != 0
+            row: dict[str, Any] = {
+                "objectId": object_id(sky_map.tract, patch_id, det.index),
+                "parentObjectId": object_id(sky_map.tract, patch_id, det.parent) if blended else 0,
+                "deblend_nChild": det.n_child,
+                "deblend_skipped": det.skipped,
+                "detect_isIsolated": not blended and det.n_child == 0 and not det.skipped,
+                "detect_fromBlend": blended,
+                "sky_object": False,
+                "x": tx,
+                "y": ty,
+                "xErr": xerr,
+                "yErr": yerr,
+                "xy_flag": cflag,
+                "refBand": ref,
+                "footprintArea": det.area,
+                "tract": sky_map.tract,
+                "patch": patch_id,
+                "skymap": sky_map.name,
+                "detect_isPatchInner": inner_patch,
+                "detect_isTractInner": True,
+                "refFwhm": fwhm_pix[ref] * context.pixel_scale,
+            }
+            for band in ordered:
+                row.update(self._measure_band(band, det, context, x, y))
+        # Blendedness compares the child's image with the full (parent) image.
+        box, hidden = det.siblings if det.siblings is not None else (None, None)
+        for band in ordered:
+            sigma_b = m.psf_sigma(fwhm_pix[band])
+            b, flag = m.blendedness(planes[band][0], x, y, sigma_b, hidden, box)
+            row[f"{band}_blendedness"], row[f"{band}_blendedness_flag"] = b, flag
+        row["refExtendedness"] = row[f"{ref}_extendedness"]
+        for key in ("xx", "yy", "xy"):
+            row[f"shape_{key}"] = row[f"{ref}_i{key}"]
+        row["shape_flag"] = row[f"{ref}_i_flag"]
+        return row
+
+    def _measure_band(
+        self, band: str, det: _Detection, context: _Context, x: float, y: float
+    ) -> dict[str, Any]:
+        """The per-band columns of one Object, measured on the band's coadd."""
+        bimg, bvar, bbad = context.planes[band]
+        fwhm = context.fwhm_pix[band]
+        radius = int(np.ceil(3.0 * fwhm)) + 2
+        cm, cm_err, pf, _ = m.cmodel_flux(
+            bimg, bvar, bbad, context.psfs[band], context.pixel_scale, x, y, radius
+        )
+        out: dict[str, Any] = {
+            f"{band}_cModelFlux": cm,
+            f"{band}_cModelFluxErr": cm_err,
+            f"{band}_free_psfFlux": pf,
+            f"{band}_fwhm": fwhm * context.pixel_scale,
+        }
+        ratio = pf / cm if cm and np.isfinite(cm) and cm > 0 else np.nan
+        out[f"{band}_extendedness"] = (
+            float(ratio < self.config.extendedness_ratio) if np.isfinite(ratio) else np.nan
+        )
+        out[f"{band}_extendedness_flag"] = not np.isfinite(ratio)
+        out[f"{band}_inputCount"] = int(context.coadds[band].metadata["NINPUTS"])
+        flags = m.pixel_flags(context.mask_gets[band], x, y, 2)
+        out[f"{band}_pixelFlags_saturatedCenter"] = flags["pixelFlags_saturatedCenter"]
+        sigma = m.psf_sigma(fwhm)
+        moments = m.adaptive_moments(
+            bimg, bbad, x, y, sigma, int(np.ceil(self.config.moments_radius_fwhm * fwhm))
+        )
+        out.update({f"{band}_ixx": moments.xx, f"{band}_iyy": moments.yy})
+        out.update({f"{band}_ixy": moments.xy, f"{band}_i_flag": moments.flag})
+        psf = context.psf_moments[band]
+        out.update({f"{band}_ixxPSF": psf.xx, f"{band}_iyyPSF": psf.yy})
+        out.update({f"{band}_ixyPSF": psf.xy, f"{band}_iPSF_flag": psf.flag})
+        for r, (flux, err, flag) in zip(
+            m.APERTURE_RADII, m.aperture_fluxes(bimg, bvar, bbad, x, y), strict=True
+        ):
+            out[f"{band}_ap{r:02d}Flux"] = flux
+            out[f"{band}_ap{r:02d}FluxErr"] = err
+            out[f"{band}_ap{r:02d}Flux_flag"] = flag
+            if r == CALIB_APERTURE:
+                out[f"{band}_calibFlux"] = flux
+                out[f"{band}_calibFluxErr"] = err
+                out[f"{band}_calibFlux_flag"] = flag
+                height, width = bimg.shape
+                out[f"{band}_calibFlux_flag_apertureTruncated"] = not (
+                    r - 0.5 <= x <= width - 0.5 - r and r - 0.5 <= y <= height - 0.5 - r
+                )
+        kron = m.kron_flux(bimg, bvar, bbad, x, y, moments)
+        out[f"{band}_kronFlux"] = kron.flux
+        out[f"{band}_kronFluxErr"] = kron.err
+        out[f"{band}_kronRad"] = kron.radius
+        out[f"{band}_kronFlux_flag"] = kron.flag
+        return out
+
+
+@dataclass
+class _Detection:
+    """One Object row before measurement: an isolated source, a deblended child or a parent."""
+
+    index: int  # running index in the objectId
+    x: int  # peak pixel (patch outer grid)
+    y: int
+    area: int  # footprint pixels (a child's: the pixels the deblender gave it)
+    parent: int = 0  # running index of the parent, 0 if none
+    n_child: int = 0
+    skipped: bool = False
+    #: For a child: (bounding box of its footprint, pixels given to its siblings there).
+    siblings: tuple[tuple[slice, slice], np.ndarray] | None = None
+
+
+@dataclass
+class _Context:
+    """What every Object's measurement reads: the coadd planes and PSFs per band."""
+
+    bands: list[str]
+    planes: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    psfs: dict[str, m.PsfModel]
+    fwhm_pix: dict[str, float]
+    mask_gets: dict[str, Any]
+    coadds: dict[str, Any]
+    pixel_scale: float
+    best_band_idx: np.ndarray
+
+    @functools.cached_property
+    def psf_moments(self) -> dict[str, m.Moments]:
+        return {
+            b: m.psf_moments(self.psfs[b], int(np.ceil(4 * self.fwhm_pix[b])) + 2)
+            for b in self.bands
+        }
+
+
+@contextmanager
+def _without_siblings(det: _Detection, context: _Context) -> Iterator[None]:
+    """A deblended child's images: its siblings' pixels replaced by the background (0),
+    as LSST's NoiseReplacer does, for the duration of its measurement."""
+    if det.siblings is None:
+        yield
+        return
+    box, hidden = det.siblings
+    saved = {b: planes[0][box][hidden] for b, planes in context.planes.items()}
+    for planes in context.planes.values():
+        planes[0][box][hidden] = 0.0
+    try:
+        yield
+    finally:
+        for b, planes in context.planes.items():
+            planes[0][box][hidden] = saved[b]
 
 
 def _sn_map(img: np.ndarray, var: np.ndarray, bad: np.ndarray, sigma: float) -> np.ndarray:
