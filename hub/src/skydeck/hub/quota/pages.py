@@ -61,7 +61,7 @@ class MePage(PageHandler):
 
 
 class AdminPage(PageHandler):
-    async def get(self) -> None:
+    async def get(self, what: str = "") -> None:
         self.need_admin()
         await self._render()
 
@@ -95,7 +95,7 @@ class AdminPage(PageHandler):
     def form(self) -> dict[str, str]:
         return {k: self.get_body_argument(k, "") for k in self.request.body_arguments}
 
-    async def post(self, what: str) -> None:
+    async def post(self, what: str = "") -> None:
         who = self.need_admin()
         form = self.form()
         reason = form.get("reason", "")
@@ -128,7 +128,9 @@ class AdminPage(PageHandler):
                     self.quota.set_override(user, patch_from_form(form), who.name, reason, expires)
                     notice = f"Saved the override of {user}."
             else:
-                raise Problem(404, f"no admin form {what!r}")
+                raise Problem(
+                    404, f"no admin form {what!r}: post to admin/groups or admin/overrides"
+                )
         except QuotaError as error:
             self.set_status(400)
             await self._render(error=str(error))
