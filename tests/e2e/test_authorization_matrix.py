@@ -260,6 +260,7 @@ def _tornado_methods(handler: type) -> list[str]:
 def served_routes() -> set[tuple[str, str]]:
     """Every (method, path template) the services behind the hub serve."""
     from dask_gateway_server.routes import default_routes
+    from tornado.routing import PathMatches
 
     from skydeck.catalog.tap.app import create_app as tap_app
     from skydeck.catalog.tap.config import TapSettings
@@ -273,6 +274,7 @@ def served_routes() -> set[tuple[str, str]]:
     routes |= _fastapi_routes(soda.create_app(soda.CutoutSettings(prefix=CUT + "/")))
     quota = make_app(SimpleNamespace(hub_prefix="/hub/"), None, None)  # type: ignore[arg-type]
     for rule in quota.wildcard_router.rules:
+        assert isinstance(rule.matcher, PathMatches), rule
         for method in _tornado_methods(rule.target):
             routes.add((method, _tornado_template(rule.matcher.regex.pattern)))
     for route in default_routes:
