@@ -296,21 +296,6 @@ def test_every_route_is_classified() -> None:
     assert not stale, f"rows in ROUTES for routes nobody serves: {sorted(stale)}"
 
 
-# ------------------------------------------------------------------------ known holes
-KNOWN_HOLE = {
-    f"{QUO}/api/me": pytest.mark.xfail(
-        strict=True,
-        reason="issue 15: the quota service keeps accepting a revoked token (HubOAuth's "
-        "token cache, cache_max_age 300 s): 200 10 s after the hub deleted it",
-    ),
-    f"{GW}/api/v1/clusters/": pytest.mark.xfail(
-        strict=True,
-        reason="issue 15: dask-gateway answers 500 to a revoked (or any invalid) token: "
-        "JupyterHubAuthenticator turns the hub's 403 into HTTPInternalServerError",
-    ),
-}
-
-
 # ------------------------------------------------------------------------ the world
 @dataclass
 class World:
@@ -460,36 +445,11 @@ def _concrete(route: Route, job_id: str) -> str:
     return route.path.format(**values)
 
 
-#: (method, path) answered as if the revoked token were still valid (the quota service's
-#: token cache): 200 on the user's own pages and status, 403 instead of the login on admin
-#: pages
-QUOTA_REVOKED_HOLE = {
-    ("GET", f"{QUO}/me"),
-    ("GET", f"{QUO}/admin"),
-    ("POST", f"{QUO}/admin"),
-    ("GET", f"{QUO}/admin/{{what}}"),
-    ("POST", f"{QUO}/admin/{{what}}"),
-    ("GET", f"{QUO}/api/me"),
-    ("GET", f"{QUO}/api/status"),
-}
-
-
-def _marks(route: Route, identity: str) -> list[pytest.MarkDecorator]:
-    if identity != "revoked":
-        return []
-    if (route.method, route.path) in QUOTA_REVOKED_HOLE:
-        return [KNOWN_HOLE[f"{QUO}/api/me"]]
-    if route.path.startswith(GW) and route.kind == USER:
-        return [KNOWN_HOLE[f"{GW}/api/v1/clusters/"]]
-    return []
-
-
 CASES = [
     pytest.param(
         route,
         identity,
         id=f"{route.method} {route.path} as {identity}",
-        marks=_marks(route, identity),
     )
     for route in ROUTES
     for identity in IDENTITIES
@@ -525,13 +485,7 @@ def test_matrix(world: World, route: Route, identity: str) -> None:
         assert owner.status_code == 200 and owner.text == "COMPLETED", owner.text
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        path if not path.startswith((QUO, GW)) else pytest.param(path, marks=KNOWN_HOLE[path])
-        for _, path in PROBES
-    ],
-)
+@pytest.mark.parametrize("path", [path for _, path in PROBES])
 def test_revoked_token_is_refused_within_seconds(world: World, path: str) -> None:
     assert path not in world.still_accepted, (
         f"GET {path} with a token deleted 10 s ago: {world.still_accepted[path]}"

@@ -17,6 +17,8 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from aiohttp import web
+from dask_gateway_server.auth import JupyterHubAuthenticator, unauthorized
 from dask_gateway_server.backends.base import PublicException
 from dask_gateway_server.backends.db_base import JobStatus
 from dask_gateway_server.backends.local import UnsafeLocalBackend
@@ -28,7 +30,7 @@ from traitlets.config import Config
 
 from skydeck.hub.gateway import GIB, DaskLimits, GatewaySettings, encryption_key
 from skydeck.hub.services import BACKEND_ENV
-from skydeck.service import QuotaClient, QuotaUnavailable
+from skydeck.service import REVOCATION_SECONDS, QuotaClient, QuotaUnavailable
 
 
 class LimitError(PublicException):
@@ -371,6 +373,23 @@ class SkydeckGatewayBackend(UnsafeLocalBackend):
                 self.log.warning("could not record Dask usage with the quota service: %s", error)
 
 
+class SkydeckGatewayAuthenticator(JupyterHubAuthenticator):
+    """dask-gateway's hub authentication, with a refused token answered 401, not 500.
+
+    The hub answers 403 for a token it does not know (revoked, expired, made up);
+    dask-gateway's authenticator turns that into a 500 "Permission failure verifying
+    user's JupyterHub API token".  Here it is what it is: no valid credentials.
+    """
+
+    async def authenticate(self, request: web.Request) -> Any:
+        try:
+            return await super().authenticate(request)
+        except web.HTTPInternalServerError as error:
+            if "Permission failure" not in (error.reason or ""):
+                raise
+            raise unauthorized("jupyterhub") from None
+
+
 def gateway_config(settings: GatewaySettings) -> Config:
     """The dask-gateway server configuration for ``settings``."""
     bindir = Path(sys.executable).parent
@@ -380,7 +399,8 @@ def gateway_config(settings: GatewaySettings) -> Config:
     limits = settings.limits
     c = Config()
     c.DaskGateway.address = settings.api_address
-    c.DaskGateway.authenticator_class = "dask_gateway_server.auth.JupyterHubAuthenticator"
+    c.DaskGateway.authenticator_class = SkydeckGatewayAuthenticator
+    c.SkydeckGatewayAuthenticator.cache_max_age = REVOCATION_SECONDS
     c.DaskGateway.backend_class = SkydeckGatewayBackend
     c.Proxy.address = settings.http_address
     c.Proxy.tcp_address = settings.tcp_address

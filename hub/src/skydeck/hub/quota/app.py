@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader
 from jupyterhub._data import DATA_FILES_PATH
-from jupyterhub.services.auth import HubOAuthCallbackHandler
+from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
 from tornado.ioloop import IOLoop
 from tornado.web import Application
 
@@ -48,7 +48,7 @@ from skydeck.hub.quota.settings import (
 )
 from skydeck.hub.quota.store import QuotaStore
 from skydeck.hub.services import ServiceContext
-from skydeck.service import exit_with_parent
+from skydeck.service import REVOCATION_SECONDS, exit_with_parent
 
 TEMPLATES = Path(__file__).with_name("templates")
 USER = r"(?P<user>[^/]+)"
@@ -113,6 +113,9 @@ def main() -> None:
     hub_api = HubAPI(
         settings.hub_api_url, settings.hub_api_token, cache_seconds=settings.user_cache_seconds
     )
+    # The handlers' one HubOAuth: tokens (and cookies' tokens) re-checked with the hub after
+    # REVOCATION_SECONDS, as at TAP and cutouts (its default cache keeps a revoked one 300 s).
+    HubOAuth.instance(cache_max_age=REVOCATION_SECONDS)
     app = make_app(settings, service, hub_api)
     url = os.environ.get("JUPYTERHUB_SERVICE_URL", f"http://127.0.0.1:{settings.port}")
     port = int(url.rsplit(":", 1)[1].split("/")[0])
