@@ -159,14 +159,17 @@ def test_gateway_process_exits_when_its_hub_is_gone():
     """A hub killed outright cannot stop its services: the gateway notices and stops itself."""
     import psutil
 
+    # The parent exits once the child watches it (a fixed wait lost the race on a loaded
+    # machine: a child still importing when its parent died never saw it go).
     child = (
         "from skydeck.hub.gateway import exit_with_parent\n"
-        "import time\nexit_with_parent(0.2)\ntime.sleep(120)\n"
+        "import time\nexit_with_parent(0.2)\nprint('watching', flush=True)\ntime.sleep(120)\n"
     )
     parent = (
-        "import subprocess, sys, time\n"
-        f"p = subprocess.Popen([sys.executable, '-c', {child!r}])\n"
-        "time.sleep(1.5)\nprint(p.pid, flush=True)\n"
+        "import subprocess, sys\n"
+        f"p = subprocess.Popen([sys.executable, '-c', {child!r}],\n"
+        "                     stdout=subprocess.PIPE, text=True)\n"
+        "p.stdout.readline()\nprint(p.pid, flush=True)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", parent], capture_output=True, text=True, timeout=60
