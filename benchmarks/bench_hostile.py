@@ -150,7 +150,7 @@ class Hostile:
         with self.lock:
             self.latencies[kind].append(time.perf_counter() - start)
             self.outcomes[kind][outcome] += 1
-            if text and not outcome.startswith("2") and not outcome.startswith("3"):
+            if text and (outcome[0] not in "23" or outcome.endswith("ERROR")):
                 self.examples.setdefault(f"{kind} {outcome}", message(text))
 
     def _poll(self, index: int) -> None:
@@ -183,7 +183,15 @@ class Hostile:
             start = time.perf_counter()
             try:
                 response = s.get(job, params={"WAIT": "60"}, timeout=120)
-                self._record("long poll WAIT=60", start, str(response.status_code), response.text)
+                phase = re.search(r"<uws:phase>(\w+)</uws:phase>", response.text)
+                summary = re.search(r"<uws:message>(.*?)</uws:message>", response.text, re.S)
+                outcome = f"{response.status_code} {phase.group(1) if phase else ''}".strip()
+                self._record(
+                    "long poll WAIT=60",
+                    start,
+                    outcome,
+                    summary.group(1) if summary else response.text,
+                )
             except requests.RequestException as error:
                 self._record("long poll WAIT=60", start, type(error).__name__, str(error))
 
