@@ -70,6 +70,20 @@ def test_sync_post_and_case_insensitive_parameters(tap_server):
     assert len(parse_single_table(io.BytesIO(response.content)).array) == 3
 
 
+def test_oddly_named_parameters_are_ignored_not_refused(tap_server):
+    """JupyterLab's requests carry a cache-busting ``?<timestamp>`` (the lab extension's
+    "Run again" posts one): DALI clients may send parameters a service does not know."""
+    created = requests.post(
+        tap_server.url + "/async?1796530704777",
+        data={"LANG": "ADQL", "QUERY": "SELECT TOP 1 objectId FROM Object", "<b>": "x"},
+        allow_redirects=False,
+    )
+    assert created.status_code == 303, created.text
+    parameters = requests.get(created.headers["location"] + "/parameters").text
+    assert "1796530704777" not in parameters and "&lt;b&gt;" not in parameters
+    assert "SELECT TOP 1 objectId FROM Object" in parameters
+
+
 def test_maxrec_overflow_marks_query_status(tap_server):
     response = tap_server.sync("SELECT objectId FROM Object", maxrec=5)
     text = response.text

@@ -124,8 +124,12 @@ class QueryService:
             return configured
         return f"{max(quota_bytes // 2**20, 1)}MiB"
 
-    def check_parameters(self, params: dict[str, str]) -> None:
-        """Refuse requests with too many, oddly named or too long parameters."""
+    def check_parameters(self, params: dict[str, str]) -> dict[str, str]:
+        """The parameters to use: too many or too long refused, oddly named ones dropped.
+
+        A name no TAP or UWS parameter has (JupyterLab's cache-busting ``?1796530704777``,
+        say) is ignored, as DALI asks of unknown parameters, and never stored.
+        """
         s = self.settings
         if len(params) > s.max_parameters:
             raise TapError(
@@ -133,12 +137,8 @@ class QueryService:
                 "accepted.",
                 413,
             )
+        params = {k: v for k, v in params.items() if PARAMETER_NAME.fullmatch(k)}
         for name, value in params.items():
-            if not PARAMETER_NAME.fullmatch(name):
-                raise TapError(
-                    f"Parameter name '{name[:64]}' is not accepted: use letters, digits, '_', "
-                    "'.' and '-' (at most 64).",
-                )
             size = len(value.encode("utf-8", "surrogatepass"))
             if size > s.max_parameter_bytes:
                 raise TapError(
@@ -148,6 +148,7 @@ class QueryService:
                 )
         if len(params.get("RUNID", "")) > MAX_RUNID:
             raise TapError(f"RUNID is longer than {MAX_RUNID} characters.")
+        return params
 
     def count_request(self, user: str) -> None:
         # over the rate: RateLimited, answered 429 with Retry-After (app.py)
@@ -312,7 +313,7 @@ class QueryService:
         ``on_cursor`` receives the function that interrupts the query (the handler calls it
         when the client goes away).
         """
-        self.check_parameters(params)
+        params = self.check_parameters(params)
         self.count_request(user)
         limits = self.limits_for(user, sync=True)
         request = self.parse(params, limits)
@@ -374,7 +375,7 @@ class JobService:
 
     # ----- operations -----------------------------------------------------------------
     def create(self, owner: str, params: dict[str, str], files: dict[str, bytes]) -> JobRecord:
-        self.queries.check_parameters(params)
+        params = self.queries.check_parameters(params)
         self.queries.count_request(owner)
         kept = self.store.count(owner=owner)
         if kept >= self.settings.max_jobs_per_user:
@@ -469,7 +470,7 @@ class JobService:
             raise TapError(
                 f"Job {job.job_id} is {job.phase}; parameters can change only while PENDING."
             )
-        self.queries.check_parameters(params)
+        params = self.queries.check_parameters(params)
         changes = {k: v for k, v in params.items() if k != "PHASE"}
         if "UPLOAD" in changes:  # checked and stored like at creation, never kept as given
             shutil.rmtree(self._job_uploads(job.job_id), ignore_errors=True)
