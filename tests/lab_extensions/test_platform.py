@@ -96,6 +96,10 @@ def test_extension_against_the_real_platform(platform: RunningHub, page: Page) -
     expect(catalog.locator('[data-column="coord_ra"]').first).to_be_visible()
     catalog.locator(".jp-skydeck-catalog-filter").fill("")
     object_table.locator(".jp-skydeck-insert").click()
+    # Run only once the inserted code is in the cell (on a loaded machine the menu was
+    # faster than the insert, and ran the cell before it held anything).
+    active_input = notebook.locator(".jp-Cell.jp-mod-active .jp-InputArea")
+    expect(active_input).to_contain_text("get_tap_service")
     run_active_cell(page)
     expect(notebook.locator(".jp-Cell.jp-mod-active .jp-OutputArea")).to_contain_text(
         "Table length=", timeout=120_000
@@ -107,6 +111,7 @@ def test_extension_against_the_real_platform(platform: RunningHub, page: Page) -
     expect(job.locator(".jp-skydeck-phase")).to_have_text("COMPLETED")
     expect(job.locator(".jp-skydeck-job-query")).to_contain_text("dp02_dc2_catalogs.Object")
     job.locator(".jp-skydeck-load-result").click()
+    expect(active_input).to_contain_text("fetch_result")
     run_active_cell(page)
     expect(notebook.locator(".jp-Cell.jp-mod-active .jp-OutputArea")).to_contain_text(
         "Table length=3", timeout=120_000
