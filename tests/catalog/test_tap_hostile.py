@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +22,7 @@ from astropy.table import Table
 
 from skydeck.catalog.tap._adql import AdqlError
 from skydeck.catalog.tap._engine import Engine
-from skydeck.catalog.tap._service import JobService, QueryService, TapError
+from skydeck.catalog.tap._service import FairScheduler, JobService, QueryService, TapError
 from skydeck.catalog.tap._store import JobStore
 from skydeck.catalog.tap.config import TapSettings
 from support.tap import start_tap_server
@@ -368,23 +369,37 @@ def wait_phase(service: JobService, job_id: str, owner: str, phases: set[str]) -
     raise AssertionError(f"job {job_id} stayed {phase}")
 
 
-def test_users_take_turns_on_the_async_workers(engine, tmp_path):
-    service = make_jobs(engine, tmp_path, async_workers=1, max_active_jobs_per_user=20)
-    quick = {"LANG": "ADQL", "QUERY": "SELECT TOP 1 objectId FROM Object", "PHASE": "RUN"}
+def test_users_take_turns_on_the_async_workers():
+    """Bob's one job, queued behind alice's eight, runs second once the worker comes free.
+
+    The scheduler itself, with a job that holds the only worker until told: through the
+    job service, a blocking query could end on its own on a loaded machine (a memory
+    refusal) before bob's job was queued, and then alice's jobs rightly ran first.
+    """
+    order: list[str] = []
+    started, release = threading.Event(), threading.Event()
+
+    def run(job_id: str) -> None:
+        if job_id == "blocker":
+            started.set()
+            release.wait(60)
+        order.append(job_id)
+
+    scheduler = FairScheduler(1, run)
     try:
-        blocker = service.create("alice", {**quick, "QUERY": SLOW}, {})
-        wait_phase(service, blocker.job_id, "alice", {"EXECUTING"})
-        alice = [service.create("alice", quick, {}).job_id for _ in range(8)]
-        bob = service.create("bob", quick, {}).job_id
-        service.abort(service.get(blocker.job_id, "alice"))  # the worker comes free
-        for job_id in alice:
-            wait_phase(service, job_id, "alice", {"COMPLETED"})
-        wait_phase(service, bob, "bob", {"COMPLETED"})
-        started = service.get(bob, "bob").start_time
-        after_bob = [j for j in alice if service.get(j, "alice").start_time > started]
-        assert len(after_bob) >= 6, "bob's job waited behind alice's queue"
+        scheduler.submit("alice", "blocker")
+        assert started.wait(60)
+        for i in range(8):
+            scheduler.submit("alice", f"alice-{i}")
+        scheduler.submit("bob", "bob-0")
+        release.set()
+        deadline = time.monotonic() + 60
+        while len(order) < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert order[:3] == ["blocker", "alice-0", "bob-0"], order
+        assert order[3:] == [f"alice-{i}" for i in range(1, 8)], order
     finally:
-        service.shutdown()
+        scheduler.shutdown()
 
 
 def test_async_cap_is_per_user(engine, tmp_path):
